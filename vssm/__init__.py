@@ -1,0 +1,2 @@
+"""vssm: vision state-space backbones. Importing it registers every model with timm."""
+__version__ = "0.1.0"
