@@ -1,18 +1,379 @@
-"""Temporary dispatcher (ref only) while the fast backends land."""
+"""The public selective-scan op: argument checks, normalisation, one autograd Function, dispatch by device.
+
+``selective_scan`` checks and normalises its arguments (``u``/``z`` made 4-D, missing ``D``/``delta_bias`` made zero,
+``order`` made int32, everything contiguous), then runs one of three backends:
+
+- ``triton``: CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for tests);
+- ``cpu``: CPU tensors, the numba kernels of ``kernels.cpu``;
+- ``ref``: the pure-torch oracle of ``kernels.reference`` (differentiated by autograd).
+
+The fast backends sit behind ``torch.ops.vssm.selective_scan_fwd`` / ``selective_scan_bwd``, custom ops with fake
+(meta) implementations, so ``torch.compile`` sees the scan as one opaque node instead of tracing into numba or
+Triton.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import weakref
+from typing import List, Optional, Tuple
+
+import torch
+
+from . import cpu as _cpu
+from . import triton_scan as _triton
 from .reference import selective_scan_ref
 
+BACKENDS = ("triton", "cpu", "ref")
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-def available_backends():
-    return ["ref"]
+
+def available_backends() -> List[str]:
+    """Backends usable in this process: ``ref`` always; ``cpu`` with numba; ``triton`` with triton installed."""
+    names = []
+    if _triton.is_available():
+        names.append("triton")
+    if _cpu.is_available():
+        names.append("cpu")
+    names.append("ref")
+    return names
 
 
-def default_backend(device):
+def default_backend(device: torch.device) -> str:
+    """The backend ``selective_scan`` uses for tensors on ``device`` when ``backend`` is not given."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not _triton.is_available():
+            raise RuntimeError(
+                "selective_scan got CUDA tensors but triton is not installed: pip install triton "
+                "(it ships with the Linux CUDA builds of torch), or pass backend='ref'"
+            )
+        return "triton"
+    if device.type == "cpu":
+        return "cpu" if _cpu.is_available() else "ref"
     return "ref"
 
 
-def selective_scan(*args, backend=None, **kwargs):
-    return selective_scan_ref(*args, **kwargs)
+# ----------------------------------------------------------------------------------------------------------------
+# argument checks
 
 
-def selective_scan_mamba(*args, **kwargs):
-    raise NotImplementedError
+def _shape_error(name: str, t: torch.Tensor, expected: str) -> ValueError:
+    return ValueError(f"selective_scan: {name} has shape {tuple(t.shape)}, expected {expected}")
+
+
+def _check_float(name: str, t: torch.Tensor, allowed=_FLOAT_DTYPES) -> None:
+    if t.dtype not in allowed:
+        names = ", ".join(str(d).replace("torch.", "") for d in allowed)
+        raise TypeError(f"selective_scan: {name} has dtype {t.dtype}, expected one of {names}")
+
+
+_checked_orders: "weakref.WeakValueDictionary[int, torch.Tensor]" = weakref.WeakValueDictionary()
+_checked_meta: dict = {}
+
+
+def _check_order(order: torch.Tensor, K: int, L: int) -> None:
+    """Values in [-1, L) and no position twice within a path. Costs a host sync, so each order tensor (scans hand
+    out cached ones) is checked once per (object, version, L)."""
+    key = id(order)
+    meta = (order._version, L, K)
+    if _checked_orders.get(key) is order and _checked_meta.get(key) == meta:
+        return
+    if order.dim() != 2 or order.shape[0] != K:
+        raise _shape_error("order", order, f"(K, T) with K={K} paths (from delta)")
+    if order.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"selective_scan: order has dtype {order.dtype}, expected int32 or int64")
+    if order.numel():
+        lo, hi = int(order.min()), int(order.max())
+        if lo < -1 or hi >= L:
+            raise ValueError(
+                f"selective_scan: order has values in [{lo}, {hi}], allowed are flat positions in [0, {L - 1}] "
+                f"for L={L}, and -1 to skip a step"
+            )
+        srt = order.sort(dim=1).values
+        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+        if bool(dup.any()):
+            k = int(dup.any(dim=1).nonzero()[0])
+            p = int(srt[k, 1:][dup[k]][0])
+            raise ValueError(f"selective_scan: order path {k} visits position {p} more than once; "
+                             "each path may visit a position at most once")
+    _checked_orders[key] = order
+    _checked_meta[key] = meta
+
+
+def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
+    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
+        _check_float(name, t)
+    if delta.dim() != 4:
+        raise _shape_error("delta", delta, "(Bt, L, K, Du)")
+    Bt, L, K, Du = delta.shape
+    if u.shape not in (torch.Size((Bt, L, Du)), torch.Size((Bt, L, K, Du))):
+        raise _shape_error("u", u, f"(Bt, L, Du)=({Bt}, {L}, {Du}) or (Bt, L, K, Du)=({Bt}, {L}, {K}, {Du}) "
+                           "to match delta")
+    if A.dim() != 3 or A.shape[:2] != (K, Du):
+        raise _shape_error("A", A, f"(K, Du, N) with K={K}, Du={Du}")
+    N = A.shape[2]
+    if N < 1:
+        raise _shape_error("A", A, "(K, Du, N) with N >= 1")
+    if A.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"selective_scan: A has dtype {A.dtype}, expected float32 (or float64); "
+                        "keep A_log / A in fp32 under autocast")
+    for name, t in (("B", B), ("C", C)):
+        if t.shape != (Bt, L, K, N):
+            raise _shape_error(name, t, f"(Bt, L, K, N)=({Bt}, {L}, {K}, {N})")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None:
+            _check_float(name, t, (torch.float32, torch.float64))
+            if t.shape != (K, Du):
+                raise _shape_error(name, t, f"(K, Du)=({K}, {Du})")
+    if z is not None:
+        _check_float("z", z)
+        if z.shape not in (torch.Size((Bt, L, Du)), torch.Size((Bt, L, K, Du))):
+            raise _shape_error("z", z, f"(Bt, L, Du)=({Bt}, {L}, {Du}) or (Bt, L, K, Du)=({Bt}, {L}, {K}, {Du})")
+    if merge not in (None, "sum"):
+        raise ValueError(f"selective_scan: merge={merge!r}, allowed are None and 'sum'")
+    if backend is not None and backend not in BACKENDS:
+        close = difflib.get_close_matches(str(backend), BACKENDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"selective_scan: backend={backend!r}, allowed are {', '.join(BACKENDS)}{hint}")
+    devices = {t.device for t in (u, delta, A, B, C, D, delta_bias, z, order) if isinstance(t, torch.Tensor)}
+    if len(devices) > 1:
+        raise ValueError(f"selective_scan: inputs are on different devices {sorted(map(str, devices))}; "
+                         "move them to one device")
+    if order is not None:
+        if not isinstance(order, torch.Tensor):
+            raise TypeError(f"selective_scan: order must be a (K, T) integer tensor or None, got {type(order).__name__}")
+        _check_order(order, K, L)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# backend dispatch behind custom ops (opaque to torch.compile)
+
+
+def _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype):
+    if backend == "triton":
+        return _triton.forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
+                               out_dtype)
+    return _cpu.forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt)
+
+
+def _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend):
+    mod = _triton if backend == "triton" else _cpu
+    return mod.backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge)
+
+
+def _ckpt_shape(backend, Bt, K, Du, N, T, save_ckpt):
+    if backend == "triton":
+        return (Bt, K, _triton.ckpt_chunks(T, N, Du) if save_ckpt else 0, Du, N)
+    return (Bt, K, Du, N, -(-T // _cpu.CHUNK) if save_ckpt else 0)
+
+
+if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
+
+    @torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())
+    def _fwd_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor], order: torch.Tensor,
+                delta_softplus: bool, merge: bool, save_ckpt: bool, backend: str, out_dtype: torch.dtype
+                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y, last, ckpt = _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
+                                  backend, out_dtype)
+        return y, last, ckpt
+
+    @_fwd_op.register_fake
+    def _(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype):
+        Bt, L, K, Du = delta.shape
+        N = A.shape[-1]
+        ct = torch.float64 if u.dtype == torch.float64 else torch.float32
+        ydt = ct if (merge or backend != "triton") else out_dtype
+        y = u.new_empty((Bt, L, 1 if merge else K, Du), dtype=ydt)
+        last = u.new_empty((Bt, K, Du, N), dtype=ct)
+        ckpt = u.new_empty(_ckpt_shape(backend, Bt, K, Du, N, order.shape[1], save_ckpt), dtype=ct)
+        return y, last, ckpt
+
+    @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
+    def _bwd_op(dout: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor],
+                order: torch.Tensor, ckpt: torch.Tensor, delta_softplus: bool, merge: bool, backend: str
+                ) -> List[torch.Tensor]:
+        grads = _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend)
+        return [g if g is not None else u.new_empty(0) for g in grads]
+
+    @_bwd_op.register_fake
+    def _(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend):
+        ct = ckpt.dtype
+        e = lambda shape: u.new_empty(shape, dtype=ct)  # noqa: E731
+        return [e(u.shape), e(delta.shape), e(A.shape), e(B.shape), e(C.shape), e(D.shape), e(delta_bias.shape),
+                e(z.shape) if z is not None else e((0,))]
+
+    def _run_fwd(*args):
+        return torch.ops.vssm.selective_scan_fwd(*args)
+
+    def _run_bwd(*args):
+        grads = torch.ops.vssm.selective_scan_bwd(*args)
+        return list(grads[:7]) + [grads[7] if args[8] is not None else None]
+
+else:  # torch < 2.4: no custom_op; call the backends directly
+
+    def _run_fwd(*args):
+        return _fwd_impl(*args)
+
+    def _run_bwd(*args):
+        return list(_bwd_impl(*args))
+
+
+class SelectiveScanFn(torch.autograd.Function):
+    """Autograd over the fast backends; inputs are already normalised by ``selective_scan``."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, out_dtype, backend,
+                has_D, has_bias):
+        save_ckpt = any(ctx.needs_input_grad[:8])
+        y, last, ckpt = _run_fwd(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
+                                 backend, out_dtype)
+        if save_ckpt:
+            ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, z, order, ckpt)
+        ctx.delta_softplus, ctx.merge, ctx.backend = delta_softplus, merge, backend
+        ctx.has_D, ctx.has_bias = has_D, has_bias
+        ctx.mark_non_differentiable(last)
+        return y.to(out_dtype), last.float()
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        u, delta, A, B, C, D, delta_bias, z, order, ckpt = ctx.saved_tensors
+        grads = _run_bwd(dy.contiguous(), u, delta, A, B, C, D, delta_bias, z, order, ckpt, ctx.delta_softplus,
+                         ctx.merge, ctx.backend)
+        du, ddelta, dA, dB, dC, dD, dbias, dz = (
+            None if g is None else g.to(t.dtype) for g, t in zip(grads, (u, delta, A, B, C, D, delta_bias, z))
+        )
+        return (du, ddelta, dA, dB, dC, dD if ctx.has_D else None, dbias if ctx.has_bias else None, dz,
+                None, None, None, None, None, None, None)
+
+
+def _raster_order(K: int, L: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(L, device=device, dtype=torch.int32).expand(K, L).contiguous()
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = True,
+    order: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    merge: Optional[str] = None,
+    out_dtype: Optional[torch.dtype] = None,
+    return_last_state: bool = False,
+    backend: Optional[str] = None,
+):
+    """Selective scan over ``K`` paths, each visiting the flat positions of its row of ``order``.
+
+    For each path ``k``: ``h <- exp(delta * A) * h + delta * B * u`` at positions ``order[k, 0], order[k, 1], ...``
+    (``-1`` skips a step), ``y = <h, C> + D * u``, optionally ``y *= silu(z)``; outputs are written back at the same
+    positions, and positions a path never visits get 0 from it. Math and state in fp32 for every input dtype.
+
+    Args:
+        u: ``(Bt, L, Du)`` shared by the paths or ``(Bt, L, K, Du)``; spatial order, channel-last.
+        delta: ``(Bt, L, K, Du)``, before ``delta_bias`` and softplus.
+        A: ``(K, Du, N)`` float32 (``-exp(A_log)``).
+        B: ``(Bt, L, K, N)``.
+        C: ``(Bt, L, K, N)``.
+        D: optional ``(K, Du)`` float32.
+        delta_bias: optional ``(K, Du)`` float32.
+        delta_softplus: softplus (threshold 20) on ``delta + delta_bias``.
+        order: ``(K, T)`` int32/int64 flat positions in ``[0, L)``, ``-1`` = skip; ``None`` = raster for every path.
+        z: optional gate ``(Bt, L, Du)`` or ``(Bt, L, K, Du)``.
+        merge: ``None`` -> ``y: (Bt, L, K, Du)``; ``'sum'`` -> ``(Bt, L, Du)`` summed over paths.
+        out_dtype: dtype of ``y`` (default: ``u.dtype``); e.g. ``torch.float32`` from fp16 inputs.
+        return_last_state: also return the final states ``(Bt, K, Du, N)`` (fp32, not differentiable).
+        backend: ``'triton'``, ``'cpu'`` or ``'ref'``; default by device (see ``default_backend``).
+
+    Returns:
+        ``y`` or ``(y, last_state)`` when ``return_last_state``.
+    """
+    _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend)
+    backend = backend or default_backend(u.device)
+    if backend == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError(f"selective_scan: backend='triton' needs CUDA tensors (got {u.device}), "
+                         "or TRITON_INTERPRET=1 set before kernels is imported")
+    if backend == "cpu" and u.device.type != "cpu":
+        raise ValueError(f"selective_scan: backend='cpu' needs CPU tensors, got {u.device}")
+    out_dtype = out_dtype or u.dtype
+    Bt, L, K, Du = delta.shape
+    if backend == "ref":
+        y, last = selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
+                                     return_last_state)
+        return (y, last) if return_last_state else y
+    if Bt == 0 or L == 0:  # nothing to scan: every position gets 0 (and so does the state)
+        y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
+        y = y + 0 * (u.sum() + delta.sum() + A.sum() + B.sum() + C.sum())  # keep the graph for autograd
+        last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)
+        return (y, last) if return_last_state else y
+
+    ct = torch.float64 if u.dtype == torch.float64 else torch.float32
+    shared_u = u.dim() == 3
+    u4 = (u.unsqueeze(2) if shared_u else u).contiguous()
+    z4 = None if z is None else (z.unsqueeze(2) if z.dim() == 3 else z).contiguous()
+    Dn = D.contiguous() if D is not None else A.new_zeros(K, Du, dtype=ct)
+    bn = delta_bias.contiguous() if delta_bias is not None else A.new_zeros(K, Du, dtype=ct)
+    order = _raster_order(K, L, u.device) if order is None else order.to(torch.int32).contiguous()
+    y, last = SelectiveScanFn.apply(u4, delta.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), Dn, bn,
+                                    z4, order, bool(delta_softplus), merge == "sum", out_dtype, backend,
+                                    D is not None, delta_bias is not None)
+    y = y.squeeze(2) if merge == "sum" else y
+    return (y, last) if return_last_state else y
+
+
+def selective_scan_mamba(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: Optional[str] = None,
+):
+    """``mamba_ssm.selective_scan_fn`` layout for 1-D sequences, on our op.
+
+    Args:
+        u, delta, z: ``(Bt, D, L)``.
+        A: ``(D, N)``.
+        B, C: ``(Bt, N, L)`` shared by all channels, or ``(Bt, G, N, L)`` shared within each of ``G`` groups.
+        D, delta_bias: ``(D,)``.
+
+    Returns:
+        ``y: (Bt, D, L)`` and, with ``return_last_state``, the last state ``(Bt, D, N)``.
+    """
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan_mamba: u has shape {tuple(u.shape)}, expected (Bt, D, L)")
+    Bt, Dm, L = u.shape
+    if B.dim() == 3:
+        B, C = B.unsqueeze(1), C.unsqueeze(1)
+    if B.dim() != 4 or B.shape[0] != Bt or B.shape[3] != L:
+        raise ValueError(f"selective_scan_mamba: B has shape {tuple(B.shape)}, expected (Bt, N, L) or (Bt, G, N, L)")
+    G, N = B.shape[1], B.shape[2]
+    if Dm % G:
+        raise ValueError(f"selective_scan_mamba: {G} groups of B/C do not divide the {Dm} channels of u")
+    Dg = Dm // G
+
+    # each group of channels is one path (K=G) through raster order
+    def cl(t):  # (Bt, D, L) -> (Bt, L, G, D/G)
+        return None if t is None else t.transpose(1, 2).reshape(Bt, L, G, Dg)
+
+    y, last = selective_scan(
+        cl(u), cl(delta), A.float().reshape(G, Dg, N), B.permute(0, 3, 1, 2), C.permute(0, 3, 1, 2),
+        None if D is None else D.float().reshape(G, Dg),
+        None if delta_bias is None else delta_bias.float().reshape(G, Dg),
+        delta_softplus, None, cl(z), None, None, True, backend,
+    )
+    y = y.reshape(Bt, L, Dm).transpose(1, 2)
+    return (y, last.reshape(Bt, Dm, N)) if return_last_state else y

@@ -1,0 +1,296 @@
+"""Triton backend of the ordered selective scan: forward and backward kernels with the scan order fused in.
+
+One program owns one (batch row, path ``k``, channel tile) and walks path ``k`` in chunks of ``CH`` steps. For a
+chunk it loads ``CH`` entries of ``order[k]`` and gathers the channel-last rows of ``u``, ``delta``, ``B``, ``C`` at
+those flat positions (each row a contiguous load over the channel tile), runs the recurrence over the chunk with
+``tl.associative_scan`` and writes ``y`` back at the same positions. Nothing is permuted in memory: every scan order
+costs what the raster order costs.
+
+State is fp32 whatever the input dtype. The forward never writes the ``(.., N)`` states: it keeps only the state
+at the start of every chunk (``ckpt``, ``(Bt, K, n_chunks, Du, N)``) when a backward will follow. The backward walks
+the chunks in reverse, recomputes the chunk's states from its checkpoint, and runs the adjoint recurrence
+``g_t = a_{t+1} g_{t+1} + dy_t C_t`` as a reverse associative scan. ``dB`` / ``dC`` are reduced over the channel tile
+before their atomic add; ``dA`` / ``D`` / ``delta_bias`` gradients are reduced over the whole path in registers and
+written once per (batch row, path, tile) for a deterministic sum on the host.
+
+Under ``TRITON_INTERPRET=1`` (set before this module is imported) the same kernels run on CPU tensors; the test
+suite uses that to check them against the oracle without a GPU.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised only where triton is not installed
+    triton = None
+
+
+def is_available() -> bool:
+    return triton is not None
+
+
+def _require_triton() -> None:
+    if triton is None:
+        raise RuntimeError(
+            "the 'triton' selective-scan backend needs triton (pip install triton) for CUDA tensors; "
+            "move the tensors to CPU or pass backend='ref'"
+        )
+
+
+def tiles(N: int, Du: int) -> Tuple[int, int, int]:
+    """(CH, BD, NP): steps per chunk, channels per tile, padded state size. Keeps CH*BD*NP <= 4096 fp32 per tensor."""
+    NP = triton.next_power_of_2(N)
+    BD = min(32, triton.next_power_of_2(Du))
+    CH = max(4, min(64, 4096 // (BD * NP)))
+    return CH, BD, NP
+
+
+if triton is not None:
+
+    @triton.jit
+    def _combine(a1, b1, a2, b2):
+        return a1 * a2, b1 * a2 + b2
+
+    @triton.jit
+    def _softplus(x):
+        return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
+
+    @triton.jit
+    def _fwd_kernel(
+        u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr,
+        y_ptr, last_ptr, ckpt_ptr,
+        L, K, Du, N, T, n_chunks,
+        KU: tl.constexpr, KZ: tl.constexpr, HAS_Z: tl.constexpr, MERGE: tl.constexpr,
+        SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr, NP: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        b = pid // K
+        k = pid % K
+        d = tl.program_id(1) * BD + tl.arange(0, BD)
+        n = tl.arange(0, NP)
+        dmask = d < Du
+        nmask = n < N
+        ku = 0
+        if KU > 1:
+            ku = k
+        kz = 0
+        if KZ > 1:
+            kz = k
+        A = tl.load(A_ptr + (k * Du + d[:, None]) * N + n[None, :], mask=dmask[:, None] & nmask[None, :], other=0.0)
+        A = A.to(tl.float32)
+        Dk = tl.load(D_ptr + k * Du + d, mask=dmask, other=0.0).to(tl.float32)
+        bias = tl.load(bias_ptr + k * Du + d, mask=dmask, other=0.0).to(tl.float32)
+        h = tl.zeros((BD, NP), dtype=tl.float32)
+        tt = tl.arange(0, CH)
+        for c in range(n_chunks):
+            if SAVE_CKPT:
+                off = (((b * K + k) * n_chunks + c) * Du + d[:, None]) * N + n[None, :]
+                tl.store(ckpt_ptr + off, h, mask=dmask[:, None] & nmask[None, :])
+            t = c * CH + tt
+            p = tl.load(order_ptr + k * T + t, mask=t < T, other=-1)
+            valid = p >= 0
+            row = b.to(tl.int64) * L + tl.maximum(p, 0).to(tl.int64)  # (CH,)
+            m2 = valid[:, None] & dmask[None, :]
+            mn = valid[:, None] & nmask[None, :]
+            u = tl.load(u_ptr + (row[:, None] * KU + ku) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            dt = tl.load(delta_ptr + (row[:, None] * K + k) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            dt = dt + bias[None, :]
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            dt = tl.where(m2, dt, 0.0)
+            Bv = tl.load(B_ptr + (row[:, None] * K + k) * N + n[None, :], mask=mn, other=0.0).to(tl.float32)
+            Cv = tl.load(C_ptr + (row[:, None] * K + k) * N + n[None, :], mask=mn, other=0.0).to(tl.float32)
+            dA = tl.exp(dt[:, :, None] * A[None, :, :])  # (CH, BD, NP); 1 where dt = 0 (skipped rows)
+            dBu = (dt * u)[:, :, None] * Bv[:, None, :]
+            aa, hh = tl.associative_scan((dA, dBu), 0, _combine)
+            hs = hh + aa * h[None, :, :]
+            y = tl.sum(hs * Cv[:, None, :], 2) + Dk[None, :] * u
+            if HAS_Z:
+                z = tl.load(z_ptr + (row[:, None] * KZ + kz) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+                y = y * z * tl.sigmoid(z)
+            if MERGE:
+                tl.atomic_add(y_ptr + row[:, None] * Du + d[None, :], y, mask=m2)
+            else:
+                yp = y_ptr + (row[:, None] * K + k) * Du + d[None, :]
+                tl.store(yp, y.to(y_ptr.dtype.element_ty), mask=m2)
+            h = tl.sum(tl.where((tt == CH - 1)[:, None, None], hs, 0.0), 0)
+        tl.store(last_ptr + ((b * K + k) * Du + d[:, None]) * N + n[None, :], h, mask=dmask[:, None] & nmask[None, :])
+
+    @triton.jit
+    def _bwd_kernel(
+        u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr, ckpt_ptr, dout_ptr,
+        du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dz_ptr,
+        L, K, Du, N, T, n_chunks,
+        KU: tl.constexpr, KZ: tl.constexpr, HAS_Z: tl.constexpr, MERGE: tl.constexpr,
+        SOFTPLUS: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr, NP: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        b = pid // K
+        k = pid % K
+        d = tl.program_id(1) * BD + tl.arange(0, BD)
+        n = tl.arange(0, NP)
+        dmask = d < Du
+        nmask = n < N
+        dn_mask = dmask[:, None] & nmask[None, :]
+        ku = 0
+        if KU > 1:
+            ku = k
+        kz = 0
+        if KZ > 1:
+            kz = k
+        A = tl.load(A_ptr + (k * Du + d[:, None]) * N + n[None, :], mask=dn_mask, other=0.0).to(tl.float32)
+        Dk = tl.load(D_ptr + k * Du + d, mask=dmask, other=0.0).to(tl.float32)
+        bias = tl.load(bias_ptr + k * Du + d, mask=dmask, other=0.0).to(tl.float32)
+        tt = tl.arange(0, CH)
+        g_carry = tl.zeros((BD, NP), dtype=tl.float32)
+        dA_acc = tl.zeros((BD, NP), dtype=tl.float32)
+        dD_acc = tl.zeros((BD,), dtype=tl.float32)
+        dbias_acc = tl.zeros((BD,), dtype=tl.float32)
+        for ci in range(n_chunks):
+            c = n_chunks - 1 - ci
+            t = c * CH + tt
+            p = tl.load(order_ptr + k * T + t, mask=t < T, other=-1)
+            valid = p >= 0
+            row = b.to(tl.int64) * L + tl.maximum(p, 0).to(tl.int64)
+            m2 = valid[:, None] & dmask[None, :]
+            mn = valid[:, None] & nmask[None, :]
+            u = tl.load(u_ptr + (row[:, None] * KU + ku) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            raw = tl.load(delta_ptr + (row[:, None] * K + k) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            raw = raw + bias[None, :]
+            dt = raw
+            if SOFTPLUS:
+                dt = _softplus(raw)
+            dt = tl.where(m2, dt, 0.0)
+            Bv = tl.load(B_ptr + (row[:, None] * K + k) * N + n[None, :], mask=mn, other=0.0).to(tl.float32)
+            Cv = tl.load(C_ptr + (row[:, None] * K + k) * N + n[None, :], mask=mn, other=0.0).to(tl.float32)
+            # recompute the chunk's states from its checkpoint
+            h0 = tl.load(ckpt_ptr + (((b * K + k) * n_chunks + c) * Du + d[:, None]) * N + n[None, :],
+                         mask=dn_mask, other=0.0)
+            dA = tl.exp(dt[:, :, None] * A[None, :, :])
+            dBu = (dt * u)[:, :, None] * Bv[:, None, :]
+            aa, hh = tl.associative_scan((dA, dBu), 0, _combine)
+            hs = hh + aa * h0[None, :, :]
+            ah = hs - dBu  # a_t * h_{t-1}
+            # output gradient, through the gate
+            if MERGE:
+                go = tl.load(dout_ptr + row[:, None] * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            else:
+                go = tl.load(dout_ptr + (row[:, None] * K + k) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            if HAS_Z:
+                z = tl.load(z_ptr + (row[:, None] * KZ + kz) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
+                sg = tl.sigmoid(z)
+                ypre = tl.sum(hs * Cv[:, None, :], 2) + Dk[None, :] * u
+                dz = go * ypre * sg * (1.0 + z * (1.0 - sg))
+                dzp = dz_ptr + (row[:, None] * KZ + kz) * Du + d[None, :]
+                if KZ > 1:
+                    tl.store(dzp, dz, mask=m2)
+                else:
+                    tl.atomic_add(dzp, dz, mask=m2)
+                dy = go * z * sg
+            else:
+                dy = go
+            # a_{t+1}: the decay of the next step of the path (1 past the end or at a skipped step)
+            tn = t + 1
+            pn = tl.load(order_ptr + k * T + tn, mask=tn < T, other=-1)
+            vn = pn >= 0
+            rown = b.to(tl.int64) * L + tl.maximum(pn, 0).to(tl.int64)
+            mn2 = vn[:, None] & dmask[None, :]
+            rawn = tl.load(delta_ptr + (rown[:, None] * K + k) * Du + d[None, :], mask=mn2, other=0.0)
+            rawn = rawn.to(tl.float32) + bias[None, :]
+            dtn = rawn
+            if SOFTPLUS:
+                dtn = _softplus(rawn)
+            dtn = tl.where(mn2, dtn, 0.0)
+            a_next = tl.exp(dtn[:, :, None] * A[None, :, :])
+            dyC = dy[:, :, None] * Cv[:, None, :]
+            ga, gg = tl.associative_scan((a_next, dyC), 0, _combine, reverse=True)
+            g = gg + ga * g_carry[None, :, :]
+            g_carry = tl.sum(tl.where((tt == 0)[:, None, None], g, 0.0), 0)
+            # gradients of this chunk
+            ddt = tl.sum(g * (A[None, :, :] * ah + u[:, :, None] * Bv[:, None, :]), 2)
+            draw = ddt
+            if SOFTPLUS:
+                draw = tl.where(raw > 20.0, ddt, ddt * tl.sigmoid(raw))
+            draw = tl.where(m2, draw, 0.0)
+            tl.store(ddelta_ptr + (row[:, None] * K + k) * Du + d[None, :], draw, mask=m2)
+            dbias_acc += tl.sum(draw, 0)
+            dA_acc += tl.sum(g * dt[:, :, None] * ah, 0)
+            du = tl.sum(g * Bv[:, None, :], 2) * dt + Dk[None, :] * dy
+            dup = du_ptr + (row[:, None] * KU + ku) * Du + d[None, :]
+            if KU > 1:
+                tl.store(dup, du, mask=m2)
+            else:
+                tl.atomic_add(dup, du, mask=m2)
+            dD_acc += tl.sum(dy * u, 0)
+            dBt = tl.sum(g * (dt * u)[:, :, None], 1)  # reduced over the channel tile: (CH, NP)
+            dCt = tl.sum(dy[:, :, None] * hs, 1)
+            tl.atomic_add(dB_ptr + (row[:, None] * K + k) * N + n[None, :], dBt, mask=mn)
+            tl.atomic_add(dC_ptr + (row[:, None] * K + k) * N + n[None, :], dCt, mask=mn)
+        tl.store(dA_ptr + ((b * K + k) * Du + d[:, None]) * N + n[None, :], dA_acc, mask=dn_mask)
+        tl.store(dD_ptr + (b * K + k) * Du + d, dD_acc, mask=dmask)
+        tl.store(dbias_ptr + (b * K + k) * Du + d, dbias_acc, mask=dmask)
+
+
+def ckpt_chunks(T: int, N: int, Du: int) -> int:
+    CH = tiles(N, Du)[0]
+    return -(-T // CH)
+
+
+def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, merge: bool, save_ckpt: bool,
+            out_dtype: torch.dtype):
+    """Forward launcher on normalised, contiguous inputs (``u``/``z`` 4-D). Returns ``(y, last, ckpt)``."""
+    _require_triton()
+    Bt, L, K, Du = delta.shape
+    N = A.shape[-1]
+    T = order.shape[1]
+    CH, BD, NP = tiles(N, Du)
+    n_chunks = -(-T // CH)
+    dev = u.device
+    y = torch.zeros(Bt, L, 1, Du, device=dev, dtype=torch.float32) if merge else \
+        torch.zeros(Bt, L, K, Du, device=dev, dtype=out_dtype)
+    last = torch.empty(Bt, K, Du, N, device=dev, dtype=torch.float32)
+    ckpt = torch.empty(Bt, K, n_chunks if save_ckpt else 0, Du, N, device=dev, dtype=torch.float32)
+    grid = (Bt * K, triton.cdiv(Du, BD))
+    _fwd_kernel[grid](
+        u, delta, A, B, C, D, delta_bias, z if z is not None else u, order, y, last, ckpt,
+        L, K, Du, N, T, n_chunks,
+        KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
+        SOFTPLUS=delta_softplus, SAVE_CKPT=save_ckpt, CH=CH, BD=BD, NP=NP,
+        num_warps=4,
+    )
+    return y, last, ckpt
+
+
+def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus: bool, merge: bool):
+    """Backward launcher. Returns fp32 ``(du, ddelta, dA, dB, dC, dD, dbias, dz)``."""
+    _require_triton()
+    Bt, L, K, Du = delta.shape
+    N = A.shape[-1]
+    T = order.shape[1]
+    CH, BD, NP = tiles(N, Du)
+    n_chunks = ckpt.shape[2]
+    dev = u.device
+    f32 = dict(device=dev, dtype=torch.float32)
+    du = torch.zeros(u.shape, **f32)
+    ddelta = torch.zeros(delta.shape, **f32)  # positions a path never visits get no gradient from it
+    dA = torch.empty(Bt, K, Du, N, **f32)
+    dB = torch.zeros(Bt, L, K, N, **f32)
+    dC = torch.zeros(Bt, L, K, N, **f32)
+    dD = torch.empty(Bt, K, Du, **f32)
+    dbias = torch.empty(Bt, K, Du, **f32)
+    dz = torch.zeros(z.shape, **f32) if z is not None else None
+    grid = (Bt * K, triton.cdiv(Du, BD))
+    _bwd_kernel[grid](
+        u, delta, A, B, C, D, delta_bias, z if z is not None else u, order, ckpt, dout.contiguous(),
+        du, ddelta, dA, dB, dC, dD, dbias, dz if dz is not None else du,
+        L, K, Du, N, T, n_chunks,
+        KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
+        SOFTPLUS=delta_softplus, CH=CH, BD=BD, NP=NP,
+        num_warps=4,
+    )
+    return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0), dz
+
