@@ -306,9 +306,8 @@ def selective_scan(
     out_dtype = out_dtype or u.dtype
     Bt, L, K, Du = delta.shape
     if backend == "ref":
-        y, last = selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
-                                     return_last_state)
-        return (y, last) if return_last_state else y
+        return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
+                                  return_last_state)
     if Bt == 0 or L == 0:  # nothing to scan: every position gets 0 (and so does the state)
         y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
         y = y + 0 * (u.sum() + delta.sum() + A.sum() + B.sum() + C.sum())  # keep the graph for autograd

@@ -11,7 +11,7 @@ export-friendly fallback.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ def selective_scan_ref(
     merge: Optional[str] = None,
     out_dtype: Optional[torch.dtype] = None,
     return_last_state: bool = False,
-) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
     """Ordered selective scan, computed step by step.
 
     Args:
@@ -55,7 +55,7 @@ def selective_scan_ref(
         return_last_state: also return each path's final state ``(Bt, K, Du, N)`` (fp32, no gradient).
 
     Returns:
-        ``(y, last_state)``; ``last_state`` is ``None`` unless ``return_last_state``.
+        ``y``, or ``(y, last_state)`` with ``return_last_state``.
     """
     out_dtype = out_dtype or u.dtype
     ctype = torch.float64 if u.dtype == torch.float64 else torch.float32
@@ -98,5 +98,6 @@ def selective_scan_ref(
     if merge == "sum":
         y = y.sum(2)
     y = y.to(out_dtype)
-    last = torch.stack(last_states, dim=1).float() if return_last_state else None
-    return y, last
+    if return_last_state:
+        return y, torch.stack(last_states, dim=1).float()
+    return y

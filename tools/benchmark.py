@@ -1,0 +1,217 @@
+"""Benchmarks that print tables to paste into notes. Ratios are taken inside one run (the machine is shared).
+
+    python tools/benchmark.py kernel [--quick] [--device cpu|cuda]   selective-scan op
+    python tools/benchmark.py scans                                   order generation at 1024x1024
+    python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
+
+Kernel shapes are VMamba-T (s1l8) stages: Bt=8, K=4, (Du, L) = (96, 3136), (192, 784), (384, 196), (768, 49),
+with N=1 (VMamba v2) and N=16 (v0 / Mamba), u shared by the paths and merge='sum', as the SS2D mixer calls it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from typing import Callable, List
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+STAGES = [(96, 3136), (192, 784), (384, 196), (768, 49)]
+
+
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] = lambda: None) -> float:
+    """Median wall time of ``fn`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def make_scan_inputs(Bt: int, L: int, K: int, Du: int, N: int, device: str, dtype=torch.float32, requires_grad=False):
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    t = dict(u=r(Bt, L, Du), delta=r(Bt, L, K, Du) * 0.5 - 1.0, A=-torch.exp(r(K, Du, N) * 0.5),
+             B=r(Bt, L, K, N), C=r(Bt, L, K, N), D=r(K, Du), delta_bias=r(K, Du) * 0.3)
+    out = {}
+    for k, v in t.items():
+        v = v.to(device=device, dtype=dtype if k in ("u", "delta", "B", "C") else torch.float32)
+        out[k] = v.requires_grad_(requires_grad)
+    return out
+
+
+def op_bytes(Bt: int, L: int, K: int, Du: int, N: int, elt: int = 4) -> int:
+    """Bytes the op must move at least: read u, delta, B, C; write y (merged)."""
+    return elt * (Bt * L * Du + Bt * L * K * Du + 2 * Bt * L * K * N + Bt * L * Du)
+
+
+def table(rows: List[List[str]], header: List[str]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def bench_kernel_cpu(args) -> None:
+    from kernels import selective_scan
+
+    Bt, K = 8, 4
+    print(f"## selective scan, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
+          f" torch {torch.__version__}); Bt={Bt} K={K} merge='sum', fp32; times are medians")
+    rows = []
+    for N in (1, 16):
+        for si, (Du, L) in enumerate(STAGES):
+            if args.quick and si > 1:
+                continue
+            t = make_scan_inputs(Bt, L, K, Du, N, "cpu")
+            tg = make_scan_inputs(Bt, L, K, Du, N, "cpu", requires_grad=True)
+            fwd = lambda be, t=t: selective_scan(**t, merge="sum", backend=be)  # noqa: E731
+
+            def fwdbwd(be, tg=tg):
+                y = selective_scan(**tg, merge="sum", backend=be)
+                y.sum().backward()
+
+            nbytes = op_bytes(Bt, L, K, Du, N)
+            src = torch.randn(nbytes // 8)
+            dst = torch.empty_like(src)
+            t_copy = timeit(lambda: dst.copy_(src), repeat=10)  # reads and writes nbytes // 2 each: nbytes moved
+            t_cpu = timeit(lambda: fwd("cpu"), repeat=args.repeat)
+            t_cpu_fb = timeit(lambda: fwdbwd("cpu"), repeat=args.repeat)
+            ref_rep = 1
+            t_ref = timeit(lambda: fwd("ref"), repeat=ref_rep, warmup=0)
+            t_ref_fb = timeit(lambda: fwdbwd("ref"), repeat=ref_rep, warmup=0)
+            rows.append([f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{t_ref * 1e3:.0f}", f"{t_cpu * 1e3:.1f}",
+                         f"{t_ref / t_cpu:.0f}x", f"{t_ref_fb * 1e3:.0f}", f"{t_cpu_fb * 1e3:.1f}",
+                         f"{t_ref_fb / t_cpu_fb:.0f}x", f"{t_copy * 1e3:.2f}", f"{t_cpu / t_copy:.1f}x"])
+            print("  " + " ".join(rows[-1]), flush=True)
+    print(table(rows, ["stage", "Du", "L", "N", "ref fwd ms", "cpu fwd ms", "cpu vs ref", "ref f+b ms",
+                       "cpu f+b ms", "cpu vs ref f+b", "copy ms", "cpu fwd / copy"]))
+
+
+def bench_kernel_cuda(args) -> None:
+    import triton.testing
+
+    from kernels import selective_scan
+    from kernels.reference import selective_scan_ref  # noqa: F401  (documents the oracle used in the tests)
+
+    Bt, K = 8, 4
+    name = torch.cuda.get_device_name()
+    print(f"## selective scan, {name}, torch {torch.__version__}; Bt={Bt} K={K} merge='sum'; "
+          "triton.testing.do_bench medians")
+    bench = lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3  # noqa: E731
+    rows = []
+    for N in (1, 16):
+        for si, (Du, L) in enumerate(STAGES):
+            for dtype in (torch.float32, torch.bfloat16):
+                t = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype)
+                tg = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype, requires_grad=True)
+                side = int(L ** 0.5)
+                order = torch.arange(L, device="cuda").view(side, side)
+                cross = torch.stack([order.reshape(-1), order.t().reshape(-1), order.reshape(-1).flip(0),
+                                     order.t().reshape(-1).flip(0)]).int()
+                elt = torch.finfo(dtype).bits // 8
+                nbytes = op_bytes(Bt, L, K, Du, N, elt)
+                src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
+                dst = torch.empty_like(src)
+                t_copy = bench(lambda: dst.copy_(src))
+                t_f = bench(lambda: selective_scan(**t, order=cross, merge="sum"))
+
+                def fb():
+                    y = selective_scan(**tg, order=cross, merge="sum")
+                    y.backward(torch.ones_like(y))
+
+                t_fb = bench(fb)
+
+                def copy_based():  # what peers do: K permuted copies, a raster scan, scatter back and sum
+                    idx = cross.long()
+                    u4 = t["u"][:, idx.reshape(-1)].view(Bt, K, L, Du).transpose(1, 2).contiguous()
+                    dl = torch.gather(t["delta"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, Du))
+                    Bg = torch.gather(t["B"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
+                    Cg = torch.gather(t["C"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
+                    y = selective_scan(u4, dl, t["A"], Bg, Cg, t["D"], t["delta_bias"])
+                    out = torch.zeros(Bt, L, Du, device="cuda", dtype=y.dtype)
+                    for k in range(K):
+                        out.index_add_(1, idx[k], y[:, :, k])
+                    return out
+
+                t_copyscan = bench(copy_based)
+                gbs = lambda s: nbytes / s / 1e9  # noqa: E731
+                rows.append([f"{si + 1}", f"{Du}", f"{L}", f"{N}", str(dtype)[6:], f"{t_f * 1e3:.3f}",
+                             f"{gbs(t_f):.0f}", f"{gbs(t_copy):.0f}", f"{t_copy / t_f:.0%}", f"{t_fb * 1e3:.3f}",
+                             f"{3 * t_copy / t_fb:.0%}", f"{t_copyscan / t_f:.2f}x"])
+                print("  " + " ".join(rows[-1]), flush=True)
+    print(table(rows, ["stage", "Du", "L", "N", "dtype", "fwd ms", "fwd GB/s", "copy GB/s", "fwd vs copy",
+                       "f+b ms", "f+b vs copy (moves 3x fwd bytes)", "gather+scan+scatter / fused"]))
+    # every registered scan against raster, stage 1 shapes
+    import scans
+
+    Du, L = STAGES[0]
+    side = int(L ** 0.5)
+    rows = []
+    for N in (1, 16):
+        t = make_scan_inputs(Bt, L, K, Du, N, "cuda", torch.bfloat16)
+        base = None
+        for sname in ["raster"] + [s for s in scans.list_scans() if s != "raster"]:
+            sc = scans.get_scan(sname)
+            order = sc.orders(side, side, device="cuda")
+            Kc = order.shape[0]
+            tk = make_scan_inputs(Bt, L, Kc, Du, N, "cuda", torch.bfloat16)
+            tk["u"] = t["u"]
+            ms = bench(lambda: selective_scan(**tk, order=order, merge="sum")) / Kc  # per path
+            base = base or ms
+            rows.append([sname, f"{N}", f"{Kc}", f"{ms * 1e3:.4f}", f"{ms / base:.2f}"])
+    print(table(rows, ["scan", "N", "K", "ms per path", "vs raster"]))
+
+
+def bench_scans(args) -> None:
+    import scans
+
+    rows = []
+    for name in scans.list_scans():
+        sc = scans.get_scan(name)
+        t0 = time.perf_counter()
+        order = sc.orders(1024, 1024)
+        dt = time.perf_counter() - t0
+        rows.append([name, f"{order.shape[0]}", f"{dt * 1e3:.0f}"])
+    print(f"## scan order generation, 1024x1024, uncached, {platform.machine()}")
+    print(table(rows, ["scan", "K", "ms"]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    k = sub.add_parser("kernel", help="selective-scan op")
+    k.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    k.add_argument("--quick", action="store_true", help="stages 1-2 only")
+    k.add_argument("--repeat", type=int, default=5)
+    sub.add_parser("scans", help="order generation speed")
+    m = sub.add_parser("models", help="model throughput")
+    try:
+        import bench_models
+    except ImportError:
+        bench_models = None
+    if bench_models is not None:
+        bench_models.add_args(m)
+    args = parser.parse_args(argv)
+    if args.what == "kernel":
+        (bench_kernel_cuda if args.device == "cuda" else bench_kernel_cpu)(args)
+    elif args.what == "scans":
+        bench_scans(args)
+    else:
+        if bench_models is None:
+            parser.error("models: tools/bench_models.py is missing")
+        bench_models.run(args)
+
+
+if __name__ == "__main__":
+    main()
