@@ -12,7 +12,7 @@ install_requires = [
     "timm>=1.0",
     "numpy",
     "numba>=0.57",
-    "opencv-python-headless",
+    "opencv-python",  # what mmcv requires too: one cv2 in the environment
     "safetensors",
     "pyyaml",
 ]
