@@ -68,6 +68,11 @@ def _check_float(name: str, t: torch.Tensor, allowed=_FLOAT_DTYPES) -> None:
         raise TypeError(f"selective_scan: {name} has dtype {t.dtype}, expected one of {names}")
 
 
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
 _checked_orders: "weakref.WeakValueDictionary[int, torch.Tensor]" = weakref.WeakValueDictionary()
 _checked_meta: dict = {}
 
@@ -145,7 +150,8 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
     if order is not None:
         if not isinstance(order, torch.Tensor):
             raise TypeError(f"selective_scan: order must be a (K, T) integer tensor or None, got {type(order).__name__}")
-        _check_order(order, K, L)
+        if not _is_compiling():  # value checks need the data, which torch.compile does not have when tracing
+            _check_order(order, K, L)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -167,7 +173,7 @@ def _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_soft
 def _ckpt_shape(backend, Bt, K, Du, N, T, save_ckpt):
     if backend == "triton":
         return (Bt, K, _triton.ckpt_chunks(T, N, Du) if save_ckpt else 0, Du, N)
-    return (Bt, K, Du, N, -(-T // _cpu.CHUNK) if save_ckpt else 0)
+    return (Bt, K, -(-T // _cpu.CHUNK) if save_ckpt else 0, N, Du)
 
 
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
