@@ -14,12 +14,15 @@ i.e. "up"), the remaining minor extent over the whole major extent ("across"), a
 extent over the rest of the major extent walked back ("down"). Halves are rounded so that sub-rectangles have even
 lengths where possible, which is what lets consecutive pieces join at neighbouring cells.
 
+The curve starts at the top-left cell and travels along its *major* side: gilbert takes the longer side (``x`` on
+squares), and the ``'transposed'`` variant takes the other one. (Running gilbert on the transposed map would not do:
+away from squares it gives back the very same curve, because the construction commutes with transposition.)
+
 Properties (checked in tests/scans/test_hilbert.py): every cell is visited once; consecutive cells are
-4-neighbours, except for at most one diagonal step, which occurs only when the longer side is odd and the shorter
-side even; on ``2^p x 2^p`` squares the curve equals the classical Hilbert curve of the standard ``d2xy``
-conversion with ``x`` the column and ``y`` the row. On any rectangle it starts at the top-left cell and ends at the
-far corner of the longer side (top-right when ``W >= H``, bottom-left otherwise), or next to it on odd strips two
-cells thick.
+4-neighbours, except for at most one diagonal step, which occurs only when the major side is odd and the other side
+even; the curve ends at the far corner of the major side (one cell short of it on odd strips two cells thick); on
+``2^p x 2^p`` squares it equals the classical Hilbert curve of the standard ``d2xy`` conversion with ``x`` the
+column and ``y`` the row (top-left to top-right), and the ``'transposed'`` variant is its transpose.
 
 Generation is fast without per-cell Python: the recursion depends only on the axis vectors of a rectangle, not on
 its origin, so each distinct sub-rectangle shape is generated once (memoised, a few hundred shapes even for
@@ -31,7 +34,7 @@ from typing import Any, Dict, Sequence, Tuple, Union
 
 import numpy as np
 
-from .base import VARIANTS, BaseScan, apply_variant, parse_variants, register_scan
+from .base import VARIANTS, BaseScan, parse_variants, register_scan
 
 __all__ = ["HilbertScan", "hilbert_path", "hilbert_xy"]
 
@@ -42,12 +45,14 @@ def _sign(v: int) -> int:
     return (v > 0) - (v < 0)
 
 
-def hilbert_xy(width: int, height: int) -> _Piece:
+def hilbert_xy(width: int, height: int, major: str = "long") -> _Piece:
     """Cell coordinates of the generalised Hilbert curve of a ``width x height`` rectangle, in curve order.
 
     Args:
         width: Number of columns (``x`` in ``[0, width)``).
         height: Number of rows (``y`` in ``[0, height)``).
+        major: The side the curve travels along from its start (top-left) to its end: ``'long'`` (the longer side,
+            ``x`` on squares; gilbert's choice) or ``'short'`` (the other one).
 
     Returns:
         ``(x, y)``, two ``(width * height,)`` int64 arrays.
@@ -89,14 +94,22 @@ def hilbert_xy(width: int, height: int) -> _Piece:
         memo[key] = out = (np.concatenate(xs), np.concatenate(ys))
         return out
 
-    if width >= height:
+    if major not in ("long", "short"):
+        raise ValueError(f"hilbert: major must be 'long' or 'short', got {major!r}")
+    if (width >= height) == (major == "long"):
         return piece(width, 0, 0, height)
     return piece(0, height, width, 0)
 
 
-def hilbert_path(H: int, W: int) -> np.ndarray:
-    """The generalised Hilbert curve of an ``H x W`` map as flat positions ``h * W + w`` (``(H * W,)`` int64)."""
-    x, y = hilbert_xy(W, H)
+def hilbert_path(H: int, W: int, major: str = "long") -> np.ndarray:
+    """The generalised Hilbert curve of an ``H x W`` map as flat positions ``h * W + w`` (``(H * W,)`` int64).
+
+    Args:
+        H: Height.
+        W: Width.
+        major: ``'long'`` (along the longer side) or ``'short'``; see :func:`hilbert_xy`.
+    """
+    x, y = hilbert_xy(W, H, major)
     return y * W + x
 
 
@@ -106,10 +119,10 @@ class HilbertScan(BaseScan):
 
     Args:
         variants: Which paths, in order (``K = len(variants)``), from :data:`~scans.base.VARIANTS`:
-            ``'normal'`` (top-left to top-right on squares), ``'transposed'`` (the curve of the transposed map:
-            rows and columns swap roles; top-left to bottom-left on squares), ``'reversed'``,
-            ``'transposed_reversed'``. The default runs
-            all four in VMamba's cross order, a drop-in replacement for ``cross``.
+            ``'normal'`` (gilbert's curve, along the longer side: top-left to top-right on wide maps and
+            squares), ``'transposed'`` (along the other side: top-left to bottom-left on wide maps and squares,
+            where it is exactly the transpose of ``'normal'``), ``'reversed'``, ``'transposed_reversed'``. The
+            default runs all four in VMamba's cross order, a drop-in replacement for ``cross``.
     """
 
     def __init__(self, variants: Union[str, Sequence[str]] = VARIANTS) -> None:
@@ -123,4 +136,8 @@ class HilbertScan(BaseScan):
         return {"variants": self.variants}
 
     def _orders(self, H: int, W: int) -> np.ndarray:
-        return np.stack([apply_variant(hilbert_path, H, W, v) for v in self.variants])
+        paths = []
+        for variant in self.variants:
+            path = hilbert_path(H, W, "short" if variant.startswith("transposed") else "long")
+            paths.append(path[::-1] if variant.endswith("reversed") else path)
+        return np.stack(paths)

@@ -29,10 +29,14 @@ def classical_d2xy(n, d):
     return x, y
 
 
-def far_end(H, W):
-    """Where the curve ends: the far corner of the longer side, one cell short of it on 2-thick odd strips."""
-    short = 1 if min(H, W) == 2 and max(H, W) % 2 == 1 else 0
-    return W - 1 - short if W >= H else (H - 1 - short) * W
+def far_end(H, W, major="long"):
+    """Where the curve ends: the far corner of its major side, one cell short of it on 2-thick odd strips."""
+    along_x = (W >= H) == (major == "long")
+    if (W if along_x else H) == 1:  # a 1-thick map: the only curve is the straight walk
+        along_x = not along_x
+    length, other = (W, H) if along_x else (H, W)
+    end = length - 1 - (1 if other == 2 and length % 2 == 1 else 0)
+    return end if along_x else end * W
 
 
 def step_kinds(path, W):
@@ -68,33 +72,36 @@ def test_endpoints_on_rectangles(H, W):
     assert path[0] == 0 and path[-1] == far_end(H, W)
 
 
-def _check_continuity(H, W):
-    path = hilbert_path(H, W)
+def _check_continuity(H, W, major="long"):
+    path = hilbert_path(H, W, major)
     assert np.array_equal(np.sort(path), np.arange(H * W))
-    assert path[0] == 0 and path[-1] == far_end(H, W)
+    assert path[0] == 0 and path[-1] == far_end(H, W, major)
     four, diag, jumps = step_kinds(path, W)
-    assert jumps == 0, f"{H}x{W}: a step longer than a diagonal"
-    long_side, short_side = max(H, W), min(H, W)
-    assert diag <= 1, f"{H}x{W}: {diag} diagonal steps"
+    assert jumps == 0, f"{H}x{W} ({major}): a step longer than a diagonal"
+    assert diag <= 1, f"{H}x{W} ({major}): {diag} diagonal steps"
     if diag:
-        assert long_side % 2 == 1 and short_side % 2 == 0, f"{H}x{W}: a diagonal step without an odd/even shape"
+        along_x = (W >= H) == (major == "long")
+        length, other = (W, H) if along_x else (H, W)
+        assert length % 2 == 1 and other % 2 == 0, f"{H}x{W} ({major}): a diagonal step without an odd/even shape"
     return diag
 
 
-def test_continuity_on_every_small_rectangle():
+@pytest.mark.parametrize("major", ["long", "short"])
+def test_continuity_on_every_small_rectangle(major):
     diagonals = {}
     for H in range(1, 33):
         for W in range(1, 33):
-            diagonals[H, W] = _check_continuity(H, W)
-    # The diagonal step does happen (the statement above is not vacuous), e.g. on 3 x 2 boxes that cannot be
-    # walked corner to corner along the long side by 4-neighbour steps alone.
+            diagonals[H, W] = _check_continuity(H, W, major)
+    # The diagonal step does happen (the statement above is not vacuous), e.g. on 2 x 3 boxes that cannot be
+    # walked corner to corner along their odd side by 4-neighbour steps alone.
     assert any(diagonals.values())
 
 
 @pytest.mark.parametrize("H,W", [(1, 1), (1, 333), (333, 1), (7, 7), (13, 21), (21, 13), (56, 56), (200, 333),
                                  (333, 200), (97, 89), (3, 1000)])
 def test_continuity_on_odd_prime_and_large_sizes(H, W):
-    _check_continuity(H, W)
+    _check_continuity(H, W, "long")
+    _check_continuity(H, W, "short")
 
 
 def test_variants():
@@ -102,10 +109,14 @@ def test_variants():
     assert scan.variants == ("normal", "transposed", "reversed", "transposed_reversed") and scan.K == 4
     H, W = 13, 21
     o = scan.orders(H, W).numpy()
-    assert np.array_equal(o[0], hilbert_path(H, W))
-    t = hilbert_path(W, H)  # the curve of the transposed map, mapped back to this one
-    assert np.array_equal(o[1], (t % H) * W + t // H)
+    assert np.array_equal(o[0], hilbert_path(H, W)) and np.array_equal(o[1], hilbert_path(H, W, "short"))
     assert np.array_equal(o[2], o[0][::-1]) and np.array_equal(o[3], o[1][::-1])
+    assert len({tuple(p) for p in o}) == 4
+    assert o[0][-1] == W - 1 and o[1][-1] == (H - 1) * W  # along the long side / along the short side
+    # On squares the transposed variant is the transpose of the normal one.
+    for n in (4, 7, 16):
+        sq = scan.orders(n, n).numpy()
+        assert np.array_equal(sq[1], (sq[0] % n) * n + sq[0] // n)
     sq = HilbertScan(variants=("normal", "transposed")).orders(4, 4).numpy()
     assert sq[0].tolist() == [0, 1, 5, 4, 8, 12, 13, 9, 10, 14, 15, 11, 7, 6, 2, 3]
     assert sq[1].tolist() == [0, 4, 5, 1, 2, 3, 7, 6, 10, 11, 15, 14, 13, 9, 8, 12]

@@ -47,6 +47,13 @@ def test_paths_are_valid(name, H, W):
     assert np.array_equal(np.unique(a[a >= 0]), np.arange(H * W)), "the paths together miss positions"
 
 
+@pytest.mark.parametrize("name", ["bidirectional", "cross", "zigzag", "window", "hilbert", "atrous"])
+@pytest.mark.parametrize("H,W", [(2, 2), (2, 3), (3, 2), (7, 7), (5, 8), (13, 21), (21, 13), (56, 56)])
+def test_paths_are_distinct(name, H, W):
+    orders = build(name).orders(H, W).numpy()
+    assert len({tuple(p) for p in orders}) == orders.shape[0], "two paths of one scan are the same"
+
+
 @pytest.mark.parametrize("name", list_scans())
 def test_K_is_known_before_any_size(name):
     scan = build(name)

@@ -24,16 +24,20 @@ def _is_png(path):
 def test_one_scan(tool, tmp_path):
     out = tmp_path / "w.png"
     written = tool.main(["--scan", "window", "--scan-kwargs", "size=3", "variants=('normal','reversed')",
-                         "-H", "7", "-W", "10", "--out", str(out)])
+                         "-H", "7", "-W", "10", "--dpi", "40", "--out", str(out)])
     assert written == [out] and _is_png(out)
 
 
-def test_all_scans(tool, tmp_path):
+def test_all_scans(tool, tmp_path, monkeypatch):
+    # Drawing every scan costs seconds of matplotlib; check the jobs and draw one for real (test_one_scan).
+    drawn = []
+    monkeypatch.setattr(tool, "draw", lambda scan, H, W, out, **kw: drawn.append((scan.name, H, W)) or out)
     written = tool.main(["--scan", "all", "-H", "5", "-W", "6", "--out", str(tmp_path / "s.png")])
     from scans import list_scans
 
-    assert sorted(p.name for p in written) == sorted(f"s_{n}.png" for n in list_scans())
-    assert all(_is_png(p) for p in written)
+    assert [p.name for p in written] == [f"s_{n}.png" for n in list_scans()]
+    assert [d[0] for d in drawn] == ["cross+hilbert" if n == "combine" else n for n in list_scans()]
+    assert {d[1:] for d in drawn} == {(5, 6)}
 
 
 def test_labels(tool):
