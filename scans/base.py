@@ -390,6 +390,10 @@ def _construct(name: str, kwargs: Dict[str, Any]) -> Scan:
         if unknown:
             raise ValueError(f"scan {name!r} got unknown argument(s) {unknown}; it accepts: "
                              f"{', '.join(accepted) if accepted else 'no arguments'}")
+        missing = [p.name for p in sig.parameters.values()
+                   if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kwargs]
+        if missing:
+            raise ValueError(f"scan {name!r} needs argument(s) {missing}, e.g. get_scan({name!r}, {missing[0]}=...)")
     scan = factory(**kwargs)
     if not _is_scan(scan):
         raise TypeError(f"factory registered as {name!r} returned {type(scan).__name__}, not a Scan")

@@ -209,3 +209,8 @@ def test_resolve_errors_name_the_mismatch():
         resolve_scans("cross", depths=[1, -1])
     with pytest.raises(ValueError, match="unknown scan"):
         resolve_scans(["cross", "nope"], depths=[1, 1])
+
+
+def test_missing_required_argument_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match=r"'combine' needs argument\(s\) \['scans'\]"):
+        get_scan("combine")
