@@ -1,0 +1,649 @@
+"""VMamba and LocalVMamba: hierarchical vision state-space models with pluggable scans.
+
+VMamba: Liu et al., "VMamba: Visual State Space Model", NeurIPS 2024 (arXiv:2401.10166),
+https://github.com/MzeroMiko/VMamba. LocalVMamba: Huang et al., "LocalMamba: Visual State Space Model with Windowed
+Selective Scan", 2024 (arXiv:2403.09338), https://github.com/hunto/LocalMamba.
+
+The network is VMamba's: a patch-embed stem, four stages of VSS blocks (SS2D token mixer, optional MLP) joined by
+2x downsampling, a final norm, average pooling and a linear head. The SS2D mixer here calls one ordered
+selective-scan op with the orders of its scan (``vssm.layers.SS2D``), so every scan strategy of ``scans`` plugs in
+through ``scan=`` without copies of the feature map; VMamba's own cross scan is the default.
+
+What the official code selects with strings maps onto plain arguments here:
+
+============================  ===================================================================================
+official                      here
+============================  ===================================================================================
+``forward_type='v0'/'v2'``    ``ssm_gate=True`` (``y = out_norm(scan) * silu(z)``)
+``forward_type='v05_noz'``    ``ssm_gate=False`` (no ``z`` branch; v05 only changes kernels, not the maths)
+``norm_layer='ln2d'``         the same LayerNorm over channels; this model always runs channels-last, so the v2
+                              "channel-first" layout is the same function with the same parameters
+``patchembed_version``        ``stem='v1'`` (strided conv) / ``'v2'`` (two 3x3 stride-2 convs)
+``downsample_version``        ``downsample='v1'`` (patch merging) / ``'v2'`` (2x2 conv) / ``'v3'`` (3x3 conv)
+``directions`` (LocalMamba)   ``scan={'type': 'localmamba', 'directions': [...]}`` per layer, ``path_attn=True``
+============================  ===================================================================================
+
+Layout conventions: features are channels-last. ``forward_features`` returns the normed ``(B, H, W, C)`` map
+(``output_fmt = 'NHWC'``, as timm's Swin / MambaOut), so ``reset_classifier(0, '')`` gives a 4-D NHWC output;
+``forward_intermediates`` and ``features_only=True`` give NCHW maps.
+
+LocalMamba zero-pads the map to a multiple of its window and scans the padding tokens; the ``localmamba`` scan here
+has partial border windows instead. Both agree whenever the window divides the map (every LocalVMamba-S layer at
+224x224); elsewhere the padding tokens' state decay is not reproduced.
+"""
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any, Callable, Dict, List, Sequence, Set, Tuple, Union
+
+import torch
+import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import ClassifierHead, get_act_layer, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+
+from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
+from ..layers import ConvStem, VSSBlock, create_downsample, create_stem
+
+__all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
+
+try:  # timm >= 1.0.9
+    from timm.models import feature_take_indices
+except ImportError:  # pragma: no cover - older timm
+    from timm.models._features import feature_take_indices
+
+
+class VMambaStage(nn.Module):
+    """An optional downsample (all stages but the first) followed by ``depth`` VSS blocks."""
+
+    def __init__(
+            self,
+            dim: int,
+            out_dim: int,
+            depth: int,
+            scans: Sequence[Any],
+            downsample: str = "",
+            drop_path: Sequence[float] = (),
+            norm_layer: Callable[..., nn.Module] = nn.LayerNorm,
+            block_kwargs: Dict[str, Any] | None = None,
+            device: torch.device | None = None,
+            dtype: torch.dtype | None = None,
+    ):
+        """
+        Args:
+            dim: input width.
+            out_dim: width of the blocks.
+            depth: number of blocks.
+            scans: one scan per block.
+            downsample: downsample version (``'v1'``, ``'v2'``, ``'v3'``) or ``''`` for none.
+            drop_path: stochastic depth rate per block.
+            norm_layer: norm class.
+            block_kwargs: further :class:`~vssm.layers.VSSBlock` arguments.
+            device: parameter device.
+            dtype: parameter dtype.
+        """
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        self.grad_checkpointing = False
+        self.downsample = create_downsample(downsample, dim, out_dim, norm_layer, **dd) if downsample else nn.Identity()
+        drop_path = list(drop_path) or [0.0] * depth
+        block_kwargs = block_kwargs or {}
+        self.blocks = nn.Sequential(*[
+            VSSBlock(out_dim, scan=scans[i], drop_path=drop_path[i], norm_layer=norm_layer, **block_kwargs, **dd)
+            for i in range(depth)
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.downsample(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x
+
+
+class VMamba(nn.Module):
+    """VMamba (and LocalVMamba) for image classification, timm-style, channels-last inside."""
+
+    def __init__(
+            self,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = "avg",
+            depths: Sequence[int] = (2, 2, 9, 2),
+            dims: Union[int, Sequence[int]] = 96,
+            patch_size: int = 4,
+            stem: str = "v1",
+            downsample: str = "v1",
+            scan: Any = "cross",
+            d_state: int = 16,
+            ssm_ratio: float = 2.0,
+            dt_rank: Union[int, str] = "auto",
+            ssm_act_layer: Union[str, Callable[..., nn.Module]] = "silu",
+            ssm_conv: int = 3,
+            ssm_conv_bias: bool = True,
+            ssm_gate: bool = True,
+            path_attn: bool = False,
+            mlp_ratio: float = 4.0,
+            mlp_act_layer: Union[str, Callable[..., nn.Module]] = "gelu",
+            post_norm: bool = False,
+            norm_eps: float = 1e-5,
+            drop_rate: float = 0.0,
+            ssm_drop_rate: float = 0.0,
+            mlp_drop_rate: float = 0.0,
+            drop_path_rate: float = 0.0,
+            device: torch.device | None = None,
+            dtype: torch.dtype | None = None,
+    ):
+        """
+        Args:
+            in_chans: input image channels.
+            num_classes: classifier outputs (0: no classifier).
+            global_pool: ``'avg'``, ``'max'``, ``'avgmax'`` or ``''`` (none).
+            depths: blocks per stage.
+            dims: width per stage, or the first width (doubled per stage).
+            patch_size: stem stride.
+            stem: ``'v1'`` (strided conv + norm) or ``'v2'`` (two 3x3 stride-2 convs).
+            downsample: ``'v1'`` (patch merging), ``'v2'`` (2x2 conv), ``'v3'`` (3x3 conv).
+            scan: a scan for every layer, a list with one per stage, or one per layer (names, dicts or Scan objects;
+                see ``scans.resolve_scans``). Per-path parameters follow each scan's ``K``.
+            d_state: SSM state size (VMamba v0: 16, v2: 1).
+            ssm_ratio: SS2D inner width ratio.
+            dt_rank: dt projection rank or ``'auto'`` (``ceil(dim / 16)``).
+            ssm_act_layer: SS2D activation.
+            ssm_conv: SS2D depthwise conv size (``< 2``: none).
+            ssm_conv_bias: bias of that conv.
+            ssm_gate: SiLU gate branch in SS2D (official ``v0``/``v2``: True; ``v05_noz``: False).
+            path_attn: LocalMamba's per-path channel attention when merging the paths.
+            mlp_ratio: MLP ratio of the blocks (0: no MLP branch).
+            mlp_act_layer: MLP activation.
+            post_norm: norms after the block branches instead of before.
+            norm_eps: LayerNorm epsilon.
+            drop_rate: dropout before the classifier.
+            ssm_drop_rate: dropout after the SS2D out-projection.
+            mlp_drop_rate: MLP dropout.
+            drop_path_rate: stochastic depth, linearly increasing over all blocks up to this value.
+            device: parameter device (``'meta'`` works, e.g. to count parameters).
+            dtype: parameter dtype.
+        """
+        super().__init__()
+        from scans import resolve_scans
+
+        dd = {"device": device, "dtype": dtype}
+        num_stages = len(depths)
+        if isinstance(dims, int):
+            dims = [dims * 2 ** i for i in range(num_stages)]
+        dims = [int(d) for d in dims]
+        if len(dims) != num_stages:
+            raise ValueError(f"dims ({dims}) and depths ({list(depths)}) must have one entry per stage")
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.drop_rate = drop_rate
+        self.output_fmt = "NHWC"
+        norm_layer = partial(nn.LayerNorm, eps=norm_eps)
+        self.scans = resolve_scans(scan, list(depths))
+
+        self.stem = create_stem(stem, in_chans, dims[0], patch_size, norm_layer=norm_layer, **dd)
+        total = sum(depths)
+        dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        block_kwargs = dict(
+            d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, ssm_act_layer=get_act_layer(ssm_act_layer),
+            ssm_conv=ssm_conv, ssm_conv_bias=ssm_conv_bias, ssm_gate=ssm_gate, ssm_drop=ssm_drop_rate,
+            path_attn=path_attn, mlp_ratio=mlp_ratio, mlp_act_layer=get_act_layer(mlp_act_layer),
+            mlp_drop=mlp_drop_rate, post_norm=post_norm,
+        )
+        self.stages = nn.Sequential()
+        self.feature_info = []
+        prev, start, reduction = dims[0], 0, patch_size
+        for i, depth in enumerate(depths):
+            if i > 0:
+                reduction *= 2
+            self.stages.append(VMambaStage(
+                prev, dims[i], depth, self.scans[i], downsample=downsample if i > 0 else "",
+                drop_path=dpr[start:start + depth], norm_layer=norm_layer, block_kwargs=block_kwargs, **dd,
+            ))
+            self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
+            prev, start = dims[i], start + depth
+
+        self.num_features = self.head_hidden_size = dims[-1]
+        self.norm = norm_layer(self.num_features, **dd)
+        self.head = ClassifierHead(
+            self.num_features, num_classes, pool_type=global_pool, drop_rate=drop_rate, input_fmt=self.output_fmt,
+        )
+        if device is not None or dtype is not None:
+            self.head.to(**{k: v for k, v in dd.items() if v is not None})
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        # VMamba's init: linear layers truncated-normal(0.02) with zero bias, LayerNorm (1, 0); convs and the SSM
+        # parameters keep their own initialisation (see SS2D.reset_ssm_parameters).
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> Set[str]:
+        """Full names of the SSM parameters kept out of weight decay: every ``A_log``, ``D`` and dt bias."""
+        return {n for n, _ in self.named_parameters() if n.rsplit(".", 1)[-1] in ("A_log", "D", "dt_proj_bias")}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        return dict(
+            stem=r"^stem",
+            blocks=r"^stages\.(\d+)" if coarse else [
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for s in self.stages:
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes, pool_type=global_pool)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
+            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
+                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Union[int, List[int]] | None = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (timm's contract).
+
+        Args:
+            x: ``(B, in_chans, H, W)`` images.
+            indices: take the last ``n`` stages if an int, all if None, else these stage indices.
+            norm: apply the final norm to the last stage's output.
+            stop_early: stop after the last requested stage.
+            output_fmt: ``'NCHW'`` (default) or ``'NHWC'``.
+            intermediates_only: return only the intermediates.
+
+        Returns:
+            The intermediates, or ``(final features (NHWC, normed), intermediates)``.
+        """
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        self._check_input(x)
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+        intermediates = []
+        x = self.stem(x)
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        for feat_idx, stage in enumerate(stages):
+            x = stage(x)
+            if feat_idx in take_indices:
+                x_inter = self.norm(x) if norm and feat_idx == last_idx else x
+                intermediates.append(x_inter.permute(0, 3, 1, 2).contiguous() if output_fmt == "NCHW" else x_inter)
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Drops the stages after the last wanted index (and the norm / head when asked)."""
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:max_index + 1]
+        if prune_norm:
+            self.norm = nn.Identity()
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, H, W)`` -> normed ``(B, H', W', num_features)`` (NHWC, unpooled)."""
+        self._check_input(x)
+        x = self.stem(x)
+        x = self.stages(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=True) if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Official checkpoints
+
+_STEM_V1 = {"0": "proj", "2": "norm"}
+_STEM_V2 = {"0": "conv1", "2": "norm1", "5": "conv2", "7": "norm2"}
+_DOWNSAMPLE = {"1": "conv", "3": "norm", "reduction": "reduction", "norm": "norm"}
+# Official results of these were measured on the plain (non-EMA) weights.
+_PLAIN_WEIGHTS = ("vanilla_vmamba_tiny", "localvmamba_tiny", "localvmamba_small")
+_MIXER = {
+    "x_proj_weight": "x_proj_weight", "dt_projs_weight": "dt_proj_weight", "dt_projs_bias": "dt_proj_bias",
+    "A_logs": "A_log", "Ds": "D",
+}
+
+
+def _official_key(k: str, stem_map: Dict[str, str]) -> str | None:
+    """Maps one official VMamba / LocalMamba key to this model's name (``None``: not an official key)."""
+    # legacy names of the first releases (VMamba v0 and older training code)
+    k = re.sub(r"^patch_embed\.proj\.", "patch_embed.0.", k)
+    k = re.sub(r"^patch_embed\.norm\.", "patch_embed.2.", k)
+    k = re.sub(r"\.ln_1\.", ".norm.", k)
+    k = k.replace(".self_attention.", ".op.")
+    if re.match(r"^(norm|head)\.", k):
+        k = "classifier." + k
+    m = re.match(r"^patch_embed\.(\d+)\.(.+)$", k)
+    if m:
+        return f"stem.{stem_map[m[1]]}.{m[2]}" if m[1] in stem_map else None
+    m = re.match(r"^layers\.(\d+)\.downsample\.([^.]+)\.(.+)$", k)
+    if m:
+        return f"stages.{int(m[1]) + 1}.downsample.{_DOWNSAMPLE[m[2]]}.{m[3]}" if m[2] in _DOWNSAMPLE else None
+    m = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.(.+)$", k)
+    if m:
+        prefix, rest = f"stages.{m[1]}.blocks.{m[2]}.", m[3]
+        if rest.startswith("norm."):
+            return prefix + "norm1." + rest[len("norm."):]
+        if rest.startswith(("norm2.", "mlp.")):
+            return prefix + rest
+        if rest.startswith("op."):
+            rest = rest[len("op."):]
+            rest = rest.replace("multi_scan.attn.", "path_attn.")
+            return prefix + "mixer." + _MIXER.get(rest, rest)
+        return None
+    m = re.match(r"^classifier\.(norm|head)\.(.+)$", k)
+    if m:
+        return ("norm." if m[1] == "norm" else "head.fc.") + m[2]
+    return None
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: VMamba, use_ema: bool | None = None) -> Dict[str, Any]:
+    """Converts an official VMamba / LocalMamba checkpoint (any layout) to this model's keys, strictly.
+
+    Handles: training checkpoints wrapped in ``'model'`` / ``'model_ema'`` / ``'ema_model'`` / ``'state_dict'``;
+    VMamba v2 keys (``patch_embed.N``, ``layers.i.blocks.j.op.*``, ``layers.i.downsample.N``, ``classifier.*``) with
+    stacked ``x_proj_weight (K, R+2N, D)``, flattened ``A_logs (K*D, N)`` / ``Ds (K*D)``, and 1x1-conv weights
+    of the channel-first layout; vanilla v0 and legacy names (``patch_embed.proj``, ``ln_1``, ``self_attention``,
+    top-level ``norm`` / ``head``); LocalMamba's ``op.multi_scan.attn.*``. A state dict already in this layout is
+    checked and returned as is.
+
+    Args:
+        state_dict: the loaded checkpoint.
+        model: the target model (its shapes decide the reshapes).
+        use_ema: prefer EMA weights in a wrapped checkpoint; default True (as timm) except for the models whose
+            official numbers are of the plain weights (Vanilla-VMamba-T, LocalVMamba).
+
+    Returns:
+        A state dict with exactly the model's keys (the classifier is left for timm to adapt).
+
+    Raises:
+        vssm.convert.CheckpointMismatchError: naming the first missing / unexpected keys and shape mismatches.
+    """
+    arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "") or ""
+    if use_ema is None:
+        use_ema = arch not in _PLAIN_WEIGHTS
+    sd = unwrap_state_dict(state_dict, use_ema=use_ema)
+    target = model.state_dict()
+    if not any(k.startswith(("stem.", "stages.")) for k in sd):
+        stem_map = _STEM_V2 if isinstance(model.stem, ConvStem) else _STEM_V1
+        sd = rename_keys(sd, lambda k: _official_key(k, stem_map) or k)
+        sd = {k: reshape_like(v, target[k].shape if k in target else None) for k, v in sd.items()}
+    check_state_dict(sd, model, ignore_prefixes=("head.fc.",), family=arch)
+    return sd
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Configurations
+
+def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
+    return {
+        "url": url,
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.conv1", "classifier": "head.fc",
+        "license": "mit", "paper_ids": "arXiv:2401.10166", "paper_name": "VMamba: Visual State Space Model",
+        **kwargs,
+    }
+
+
+_VMAMBA_RELEASES = "https://github.com/MzeroMiko/VMamba/releases/download/"
+_LOCALMAMBA_RELEASES = "https://github.com/hunto/LocalMamba/releases/download/"
+
+# No ``url``: the official files are training checkpoints that timm's weights-only download cannot read. Convert
+# one (``tools/convert_checkpoint.py``) and load it with ``pretrained=True,
+# pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the official file.
+default_cfgs = generate_default_cfgs({
+    "vmamba_tiny_s1l8.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+    "vmamba_small_s1l20.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
+    "vmamba_base_s1l20.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
+    "vmamba_tiny_s2l5.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
+    "vmamba_small_s2l15.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
+    "vmamba_base_s2l15.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
+    "vmamba_tiny.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
+    "vmamba_small.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
+    "vmamba_base.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
+    # Vanilla-VMamba-T was trained without EMA; its reported accuracy is of the plain weights.
+    "vanilla_vmamba_tiny.in1k": _cfg(
+        first_conv="stem.proj", notes=("trained without EMA",),
+        origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
+    "vanilla_vmamba_small.in1k": _cfg(
+        first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
+    "vanilla_vmamba_base.in1k": _cfg(
+        first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
+    "localvmamba_tiny.untrained": _cfg(
+        first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
+        paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan"),
+    "localvmamba_small.in1k": _cfg(
+        first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
+        paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan",
+        origin_url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt"),
+    "vmamba_micro.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
+    "test_vmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
+    "test_localvmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0, first_conv="stem.proj"),
+})
+
+
+def _create_vmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> VMamba:
+    out_indices = kwargs.pop("out_indices", tuple(range(len(kwargs.get("depths", (2, 2, 9, 2))))))
+    return build_model_with_cfg(
+        VMamba, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter", flatten_sequential=True),
+        **kwargs,
+    )
+
+
+# VMamba v2, ``s1l*``: d_state 1, ssm_ratio 1, no gate (v05_noz), MLP 4, conv stem v2, 3x3 downsample (v3).
+_V2 = dict(stem="v2", downsample="v3", d_state=1, ssm_conv_bias=False, ssm_gate=False, mlp_ratio=4.0)
+# Vanilla VMamba (v0): d_state 16, ssm_ratio 2, gated SS2D, no MLP, patch-embed v1, patch merging.
+_V0 = dict(stem="v1", downsample="v1", d_state=16, ssm_ratio=2.0, ssm_conv_bias=True, ssm_gate=True, mlp_ratio=0.0)
+
+
+def _args(base: Dict[str, Any], kwargs: Dict[str, Any], **model_args: Any) -> Dict[str, Any]:
+    return {**base, **model_args, **kwargs}
+
+
+@register_model
+def vmamba_tiny_s1l8(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-T [s1l8] (30.2M): dims 96, depths (2, 2, 8, 2), ssm_ratio 1 (official drop_path_rate 0.2)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_tiny_s1l8", pretrained, **args)
+
+
+@register_model
+def vmamba_small_s1l20(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-S [s1l20] (49.0M): dims 96, depths (2, 2, 20, 2), ssm_ratio 1 (official drop_path_rate 0.3)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 20, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_small_s1l20", pretrained, **args)
+
+
+@register_model
+def vmamba_base_s1l20(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-B [s1l20] (86.6M): dims 128, depths (2, 2, 20, 2), ssm_ratio 1 (official drop_path_rate 0.5)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 20, 2), dims=128, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_base_s1l20", pretrained, **args)
+
+
+@register_model
+def vmamba_tiny_s2l5(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-T [s2l5] (30.7M): dims 96, depths (2, 2, 5, 2), ssm_ratio 2 (official drop_path_rate 0.2)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 5, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_tiny_s2l5", pretrained, **args)
+
+
+@register_model
+def vmamba_small_s2l15(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-S [s2l15] (50.1M): dims 96, depths (2, 2, 15, 2), ssm_ratio 2 (official drop_path_rate 0.3)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_small_s2l15", pretrained, **args)
+
+
+@register_model
+def vmamba_base_s2l15(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-B [s2l15] (88.6M): dims 128, depths (2, 2, 15, 2), ssm_ratio 2 (official drop_path_rate 0.6)."""
+    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_base_s2l15", pretrained, **args)
+
+
+@register_model
+def vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-T of the official README: the ``s1l8`` configuration."""
+    args = _args(_V2, kwargs, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_tiny", pretrained, **args)
+
+
+@register_model
+def vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-S of the official README: the ``s2l15`` configuration."""
+    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_small", pretrained, **args)
+
+
+@register_model
+def vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """VMamba-B of the official README: the ``s2l15`` configuration."""
+    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_base", pretrained, **args)
+
+
+@register_model
+def vanilla_vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """Vanilla-VMamba-T (v0, 22.9M): dims 96, depths (2, 2, 9, 2), d_state 16 (official drop_path_rate 0.2)."""
+    args = _args(_V0, kwargs, depths=(2, 2, 9, 2), dims=96)
+    return _create_vmamba("vanilla_vmamba_tiny", pretrained, **args)
+
+
+@register_model
+def vanilla_vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """Vanilla-VMamba-S (v0, 44.4M): dims 96, depths (2, 2, 27, 2), d_state 16 (official drop_path_rate 0.3)."""
+    args = _args(_V0, kwargs, depths=(2, 2, 27, 2), dims=96)
+    return _create_vmamba("vanilla_vmamba_small", pretrained, **args)
+
+
+@register_model
+def vanilla_vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """Vanilla-VMamba-B (v0, 76.3M): dims 128, depths (2, 2, 27, 2), d_state 16 (official drop_path_rate 0.6)."""
+    args = _args(_V0, kwargs, depths=(2, 2, 27, 2), dims=128)
+    return _create_vmamba("vanilla_vmamba_base", pretrained, **args)
+
+
+# LocalMamba's searched directions, one list of 4 per layer (local_vssm_tiny / local_vssm_small of the paper code).
+LOCALVMAMBA_TINY_DIRECTIONS = (
+    ("h", "h_flip", "w7", "w7_flip"), ("h_flip", "v_flip", "w2", "w2_flip"),
+    ("h_flip", "v_flip", "w2_flip", "w7"), ("h_flip", "v", "v_flip", "w2"),
+    ("h", "h_flip", "v_flip", "w2_flip"), ("h_flip", "v_flip", "w2", "w2_flip"), ("h", "w2_flip", "w7", "w7_flip"),
+    ("h", "h_flip", "v", "v_flip"), ("h", "v_flip", "w7", "w7_flip"), ("h_flip", "v", "w2", "w7_flip"),
+    ("v", "v_flip", "w2", "w7_flip"), ("h", "h_flip", "v_flip", "w2_flip"), ("v_flip", "w2_flip", "w7", "w7_flip"),
+    ("h_flip", "v_flip", "w2_flip", "w7_flip"), ("h_flip", "v", "w7", "w7_flip"),
+)
+LOCALVMAMBA_SMALL_DIRECTIONS = (
+    ("h", "v", "v_flip", "w7_flip"), ("h", "h_flip", "v", "w7"),
+    ("h_flip", "v", "v_flip", "w7"), ("h_flip", "v", "w2_flip", "w7"),
+    ("h_flip", "v", "w2_flip", "w7"), ("h_flip", "v_flip", "w2", "w7_flip"), ("h_flip", "v", "v_flip", "w7"),
+    ("h", "v", "v_flip", "w7"), ("h", "v", "v_flip", "w7"), ("h", "v", "v_flip", "w7_flip"),
+    ("h", "h_flip", "v", "v_flip"), ("h", "v", "v_flip", "w2"), ("v", "v_flip", "w2_flip", "w7"),
+    ("h", "h_flip", "v", "w2"), ("h_flip", "v", "v_flip", "w7_flip"), ("h", "h_flip", "v", "v_flip"),
+    ("h", "v", "v_flip", "w7_flip"), ("h", "v", "v_flip", "w7_flip"), ("h", "h_flip", "v_flip", "w7"),
+    ("h_flip", "v_flip", "w2_flip", "w7"), ("h_flip", "v", "v_flip", "w7_flip"), ("v", "v_flip", "w7", "w7_flip"),
+    ("h", "v", "v_flip", "w7_flip"), ("h_flip", "v", "v_flip", "w2"), ("h", "v", "v_flip", "w2_flip"),
+    ("h", "h_flip", "v", "w7"), ("h", "h_flip", "w7", "w7_flip"), ("h", "v_flip", "w2", "w2_flip"),
+    ("h", "v_flip", "w2", "w7"), ("h", "v", "v_flip", "w7_flip"),
+    ("h_flip", "v", "w2_flip", "w7"), ("h_flip", "v_flip", "w7", "w7_flip"), ("h", "v", "w7", "w7_flip"),
+)
+
+
+def localmamba_scans(directions: Sequence[Sequence[str]]) -> List[Dict[str, Any]]:
+    """One ``localmamba`` scan spec per layer from LocalMamba's per-layer direction lists."""
+    return [{"type": "localmamba", "directions": list(d)} for d in directions]
+
+
+# LocalVMamba: vanilla VMamba (v0) blocks with per-layer searched scans and per-path channel attention.
+_LOCAL = dict(_V0, path_attn=True)
+
+
+@register_model
+def localvmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """LocalVMamba-T (``local_vssm_tiny``): dims 96, depths (2, 2, 9, 2), searched scans per layer."""
+    kwargs.setdefault("scan", localmamba_scans(LOCALVMAMBA_TINY_DIRECTIONS))
+    args = _args(_LOCAL, kwargs, depths=(2, 2, 9, 2), dims=96)
+    return _create_vmamba("localvmamba_tiny", pretrained, **args)
+
+
+@register_model
+def localvmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """LocalVMamba-S (``local_vssm_small``): dims 96, depths (2, 2, 27, 2), searched scans per layer."""
+    kwargs.setdefault("scan", localmamba_scans(LOCALVMAMBA_SMALL_DIRECTIONS))
+    args = _args(_LOCAL, kwargs, depths=(2, 2, 27, 2), dims=96)
+    return _create_vmamba("localvmamba_small", pretrained, **args)
+
+
+@register_model
+def vmamba_micro(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """A small real VMamba for CPU training on 64x64 images (about 0.3M parameters).
+
+    The v2 recipe (d_state 1, ssm_ratio 1, MLP 2, conv stem, 3x3 downsample) with dims (32, 48, 64, 64) and depths
+    (1, 1, 2, 1): feature maps of 16, 8, 4, 2 pixels at 64x64.
+    """
+    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(32, 48, 64, 64), ssm_ratio=1.0, mlp_ratio=2.0)
+    return _create_vmamba("vmamba_micro", pretrained, **args)
+
+
+@register_model
+def test_vmamba(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """Tiny VMamba v2 (s1l-style: d_state 1, no gate, ln, MLP) for fast tests."""
+    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), ssm_ratio=1.0, mlp_ratio=2.0)
+    return _create_vmamba("test_vmamba", pretrained, **args)
+
+
+@register_model
+def test_localvmamba(pretrained: bool = False, **kwargs: Any) -> VMamba:
+    """Tiny LocalVMamba for fast tests (one searched-style direction list per layer)."""
+    directions = (("h", "v_flip", "w2", "w7_flip"), ("h_flip", "v", "w2_flip", "w7"),
+                  ("h", "h_flip", "w2", "w2_flip"), ("v", "v_flip", "w7", "w7_flip"), ("h", "v", "w2", "w7"))
+    kwargs.setdefault("scan", localmamba_scans(directions))
+    args = _args(_LOCAL, kwargs, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), d_state=4, ssm_ratio=1.0)
+    return _create_vmamba("test_localvmamba", pretrained, **args)
