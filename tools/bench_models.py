@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Model benchmark: img/s and peak memory of VMamba with every scan next to timm's ConvNeXt-T and Swin-T.
+
+Prints markdown tables:
+
+1. ``vmamba_tiny`` with each registered scan (that builds without arguments), ``convnext_tiny`` and
+   ``swin_tiny_patch4_window7_224`` at one resolution (default: batch 8, 224x224, fp32, inference);
+2. throughput against resolution (default 224 -> 1024) for the same reference models.
+
+Used as ``python tools/benchmark.py models`` (``add_args`` / ``run``) or on its own. Peak memory is the CUDA
+allocator's peak on GPU, and on CPU the peak resident-set growth of the process while the model runs (sampled).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Sequence, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REFERENCE_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224")
+
+
+def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds this benchmark's options to ``parser``."""
+    g = parser.add_argument_group("models benchmark")
+    g.add_argument("--model", default="vmamba_tiny", help="vssm model to run with every scan")
+    g.add_argument("--scans", nargs="*", default=None, help="scans to run (default: every registered scan)")
+    g.add_argument("--compare", nargs="*", default=list(REFERENCE_MODELS), help="timm models to compare with")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--img-size", type=int, default=224)
+    g.add_argument("--resolutions", type=int, nargs="*", default=[224, 384, 512, 768, 1024],
+                   help="resolutions of the throughput-vs-resolution table (empty: skip it)")
+    g.add_argument("--res-batch-size", type=int, default=1, help="batch size of the resolution table")
+    g.add_argument("--warmup", type=int, default=1)
+    g.add_argument("--iters", type=int, default=3)
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    g.add_argument("--train", action="store_true", help="time forward + backward instead of inference")
+    return parser
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # pragma: no cover - non-Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _PeakRSS:
+    """Samples the resident set size in a thread; ``peak`` is the largest growth over the start value."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _PeakRSS:
+        self.start = _rss_bytes()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes() - self.start)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes() - self.start)
+
+
+def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup: int, iters: int,
+              train: bool = False) -> Dict[str, float]:
+    """Times ``model`` on random images; returns ``img_s`` and ``peak_mib``."""
+    import torch
+
+    x = torch.randn(batch, 3, *size, device=device)
+    model = model.to(device).train(train)
+
+    def step() -> None:
+        if train:
+            model(x).float().mean().backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model(x)
+
+    for _ in range(warmup):
+        step()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    gc.collect()
+    with _PeakRSS() as rss:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() if cuda else rss.peak
+    return {"img_s": batch * iters / dt, "peak_mib": peak / 2 ** 20}
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * len(headers)) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _create(name: str, img_size: int | None = None, **kwargs: Any) -> Any:
+    import timm
+
+    if img_size is not None and name.startswith("swin"):
+        kwargs["img_size"] = img_size  # Swin's window / relative-position tables are sized at build time
+    return timm.create_model(name, **kwargs)
+
+
+def _scan_names(requested: List[str] | None) -> List[str]:
+    from scans import get_scan, list_scans
+
+    if requested:
+        return list(requested)
+    names = []
+    for n in list_scans():
+        try:
+            get_scan(n)
+        except (ValueError, TypeError):  # needs arguments
+            continue
+        names.append(n)
+    return names
+
+
+def run(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs the benchmark described by ``args`` (see :func:`add_args`), prints markdown, returns the numbers."""
+    import torch
+
+    import vssm  # noqa: F401
+    from kernels import available_backends, default_backend
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = (args.img_size, args.img_size)
+    backend = default_backend(torch.device(args.device))
+    print(f"device {args.device}, selective-scan backend {backend} (available: {', '.join(available_backends())}), "
+          f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, {args.img_size}x{args.img_size}, "
+          f"fp32, {'train' if args.train else 'inference'}\n")
+    results: Dict[str, Any] = {"scans": [], "resolution": []}
+    rows = []
+    for scan in _scan_names(args.scans):
+        model = _create(args.model, scan=scan)
+        r = bench_one(model, args.batch_size, size, args.device, args.warmup, args.iters, args.train)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        rows.append([f"{args.model} ({scan}, K={model.stages[0].blocks[0].mixer.K})", f"{params:.2f}",
+                     f"{r['img_s']:.2f}", f"{r['peak_mib']:.0f}"])
+        results["scans"].append(dict(model=args.model, scan=scan, **r))
+        del model
+    for name in args.compare:
+        model = _create(name)
+        r = bench_one(model, args.batch_size, size, args.device, args.warmup, args.iters, args.train)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        rows.append([name, f"{params:.2f}", f"{r['img_s']:.2f}", f"{r['peak_mib']:.0f}"])
+        results["scans"].append(dict(model=name, scan="", **r))
+        del model
+    print(_table(["model", "params (M)", "img/s", "peak mem (MiB)"], rows))
+
+    if args.resolutions:
+        names = [args.model] + list(args.compare)
+        res_rows = []
+        for name in names:
+            row = [name]
+            for res in args.resolutions:
+                try:
+                    model = _create(name, img_size=res)
+                    r = bench_one(model, args.res_batch_size, (res, res), args.device, args.warmup,
+                                  args.iters, args.train)
+                    row.append(f"{r['img_s']:.2f} / {r['peak_mib']:.0f}")
+                    results["resolution"].append(dict(model=name, res=res, **r))
+                except Exception as e:  # noqa: BLE001 - a model that cannot run a size gets a cell, not a crash
+                    row.append(f"n/a ({type(e).__name__})")
+                gc.collect()
+            res_rows.append(row)
+        print(f"\nthroughput vs resolution (img/s / peak MiB, batch {args.res_batch_size})\n")
+        print(_table(["model"] + [f"{r}x{r}" for r in args.resolutions], res_rows))
+    return results
+
+
+def main(argv: List[str] | None = None) -> None:
+    run(add_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
