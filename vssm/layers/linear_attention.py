@@ -1,0 +1,176 @@
+"""Linear attention with a 2-D rotary position embedding and a locally-enhanced positional term (channels-last).
+
+The token mixer of MLLA (Han et al., 2024, "Demystify Mamba in Vision: A Linear Attention Perspective", NeurIPS
+2024, arXiv:2405.16605): queries and keys go through the ``elu(x) + 1`` kernel, the values are the block input
+itself, the attention is normalised per head by ``q . mean(k)``, rotary position embeddings (RoPE) rotate the kernel
+features of queries and keys before the ``k^T v`` product, and a 3x3 depthwise convolution of the values (LePE) is
+added to the output.
+
+The official code builds its RoPE table for one resolution at construction time, so a model only runs at the size
+it was built for. Here the table is a function of the actual ``(H, W)`` grid, computed at run time (and cached per
+grid, device and dtype, outside the state dict); at the construction size the values are those of the official
+table.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["RoPE2d", "LinearAttention", "rope_2d_tables"]
+
+_CACHE_LOCK = threading.Lock()
+
+
+def rope_2d_tables(
+        H: int,
+        W: int,
+        dim: int,
+        base: float = 10000.0,
+        device: torch.device | None = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Cosine and sine tables of the 2-D rotary embedding of an ``H x W`` grid.
+
+    The ``dim`` channels form ``dim / 2`` consecutive pairs ``(2i, 2i + 1)``, each rotated by one angle. The first
+    ``dim / 4`` pairs turn with the row index (``h * theta_j``), the last ``dim / 4`` with the column index
+    (``w * theta_j``), with ``theta_j = base ** (-j / (dim / 4))``.
+
+    Args:
+        H: Grid height.
+        W: Grid width.
+        dim: Channels (a multiple of 4).
+        base: Frequency base.
+        device: Where the tables live.
+
+    Returns:
+        ``(cos, sin)``, each ``(H, W, dim / 2)`` fp32.
+    """
+    if dim % 4:
+        raise ValueError(f"2-D RoPE needs a channel count divisible by 4 (two axes x complex pairs), got {dim}")
+    k_max = dim // 4
+    theta = 1.0 / (base ** (torch.arange(k_max, device=device, dtype=torch.float32) / k_max))
+    rows = torch.arange(H, device=device, dtype=torch.float32)[:, None, None] * theta  # (H, 1, k)
+    cols = torch.arange(W, device=device, dtype=torch.float32)[None, :, None] * theta  # (1, W, k)
+    angles = torch.cat([rows.expand(H, W, k_max), cols.expand(H, W, k_max)], dim=-1)  # (H, W, dim / 2)
+    return torch.cos(angles), torch.sin(angles)
+
+
+class RoPE2d(nn.Module):
+    """2-D rotary position embedding for channels-last maps, with tables made for the grid at hand.
+
+    Tables are cached per ``(H, W, device)`` in a small LRU that is not part of the state dict.
+
+    Args:
+        dim: Channels (a multiple of 4).
+        base: Frequency base (10000 as the official code).
+        cache_size: Number of grids whose tables are kept.
+    """
+
+    def __init__(self, dim: int, base: float = 10000.0, cache_size: int = 8):
+        super().__init__()
+        if dim % 4:
+            raise ValueError(f"RoPE2d: dim must be divisible by 4, got {dim}")
+        self.dim = dim
+        self.base = base
+        self.cache_size = cache_size
+        self._tables: OrderedDict[tuple, Tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def tables(self, H: int, W: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(cos, sin)`` of shape ``(H, W, dim / 2)`` (fp32) for an ``H x W`` grid."""
+        if device.type == "meta" or torch.jit.is_tracing():
+            return rope_2d_tables(H, W, self.dim, self.base, device)
+        key = (H, W, device)
+        with _CACHE_LOCK:
+            hit = self._tables.get(key)
+            if hit is not None:
+                self._tables.move_to_end(key)
+                return hit
+        with torch.no_grad():
+            out = rope_2d_tables(H, W, self.dim, self.base, device)
+        with _CACHE_LOCK:
+            self._tables[key] = out
+            while len(self._tables) > max(1, self.cache_size):
+                self._tables.popitem(last=False)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotates ``x`` ``(B, H, W, dim)``; computes in fp32 and returns fp32 (as the official code)."""
+        B, H, W, C = x.shape
+        cos, sin = self.tables(H, W, x.device)
+        x = x.float().reshape(B, H, W, C // 2, 2)
+        re, im = x.unbind(-1)
+        out = torch.stack([re * cos - im * sin, re * sin + im * cos], dim=-1)
+        return out.flatten(-2)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_tables"] = OrderedDict()
+        return state
+
+    def _apply(self, fn, recurse=True):
+        self._tables = OrderedDict()  # tables follow the inputs' device; drop them when the module moves
+        return super()._apply(fn, recurse)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, base={self.base:g}"
+
+
+class LinearAttention(nn.Module):
+    """MLLA's linear attention: ``elu + 1`` kernel, per-head normalisation, RoPE and LePE (channels-last).
+
+    For each head, with ``phi = elu + 1``, ``q = phi(W_q x)``, ``k = phi(W_k x)``, ``v = x`` and ``n = H * W``::
+
+        out = (RoPE(q) @ (RoPE(k)^T v / n)) / (q . mean_n(k) + 1e-6) + dwconv3x3(v)
+
+    Args:
+        dim: Channels (a multiple of 4 for RoPE, and of ``num_heads``).
+        num_heads: Attention heads.
+        qkv_bias: Bias in the query/key projection.
+        rope_base: RoPE frequency base.
+        device: Parameter device.
+        dtype: Parameter dtype.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            qkv_bias: bool = True,
+            rope_base: float = 10000.0,
+            device: torch.device | None = None,
+            dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"LinearAttention: dim ({dim}) must be divisible by num_heads ({num_heads})")
+        dd = {"device": device, "dtype": dtype}
+        self.dim = dim
+        self.num_heads = num_heads
+        self.qk = nn.Linear(dim, dim * 2, bias=qkv_bias, **dd)
+        self.lepe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **dd)
+        self.rope = RoPE2d(dim, base=rope_base)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W, C)`` -> ``(B, H, W, C)``."""
+        B, H, W, C = x.shape
+        n, nh = H * W, self.num_heads
+        hd = C // nh
+        q, k = (F.elu(t) + 1.0 for t in self.qk(x).chunk(2, dim=-1))  # (B, H, W, C) each
+        q_rope = self.rope(q).reshape(B, n, nh, hd).transpose(1, 2)  # (B, nh, n, hd), fp32
+        k_rope = self.rope(k).reshape(B, n, nh, hd).transpose(1, 2)
+        q = q.reshape(B, n, nh, hd).transpose(1, 2)
+        k = k.reshape(B, n, nh, hd).transpose(1, 2)
+        v = x.reshape(B, n, nh, hd).transpose(1, 2)
+        z = 1.0 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)  # (B, nh, n, 1)
+        scale = n ** -0.5
+        kv = (k_rope.transpose(-2, -1) * scale) @ (v.float() * scale)  # (B, nh, hd, hd), fp32
+        out = (q_rope @ kv) * z  # (B, nh, n, hd)
+        out = out.transpose(1, 2).reshape(B, H, W, C).to(x.dtype)
+        return out + self.lepe(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}"
