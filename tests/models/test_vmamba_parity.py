@@ -24,14 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = ["vmamba_v2_s1l", "vmamba_v2_gated", "vmamba_v0", "localvmamba"]
 
 
-def _load(name):
+def _load(name, extra=False):
     from safetensors import safe_open
 
     with safe_open(str(FIXTURES / f"{name}.safetensors"), "pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     sd = {k[3:]: v for k, v in tensors.items() if k.startswith("sd.")}
-    return json.loads(meta["config"]), sd, tensors["input"], tensors["logits"]
+    out = json.loads(meta["config"]), sd, tensors["input"], tensors["logits"]
+    return out + (tensors,) if extra else out
 
 
 def _check(cfg, official_sd, x, logits, wrap="model"):
@@ -47,6 +48,18 @@ def _check(cfg, official_sd, x, logits, wrap="model"):
 def test_parity(name):
     cfg, sd, x, logits = _load(name)
     _check(cfg, sd, x, logits)
+
+
+def test_parity_localvmamba_partial_windows():
+    """45x45 input: every stage has partial windows; LocalMamba's zero padding is reproduced (window_padding)."""
+    cfg, sd, _, _, tensors = _load("localvmamba", extra=True)
+    assert cfg["window_padding"]
+    _check(cfg, sd, tensors["input_odd"], tensors["logits_odd"])
+    model = VMamba(**dict(cfg, window_padding=False)).eval()
+    model.load_state_dict(checkpoint_filter_fn(sd, model))
+    with torch.no_grad():
+        partial = model(tensors["input_odd"])
+    assert (partial - tensors["logits_odd"]).abs().max() > 1e-3  # the scan's own partial windows differ there
 
 
 def test_parity_conv_form_weights():

@@ -15,10 +15,12 @@ Everything here is channels-last: modules take and return ``(B, H, W, C)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Type, Union
+import re
+from typing import Any, Callable, Dict, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from kernels import selective_scan
 
@@ -87,6 +89,7 @@ class SS2D(nn.Module):
             gate: bool = True,
             out_norm: bool = True,
             path_attn: bool = False,
+            window_padding: bool = False,
             bias: bool = False,
             proj_drop: float = 0.0,
             dt_min: float = 0.001,
@@ -111,6 +114,10 @@ class SS2D(nn.Module):
             gate: multiply by ``act(z)`` with ``z`` from the in-projection (VMamba v0/v2); ``False`` is ``_noz``.
             out_norm: LayerNorm on the merged scan output (``False``: identity).
             path_attn: combine the paths with LocalMamba's per-path channel attention instead of a plain sum.
+            window_padding: with a ``localmamba`` scan, reproduce LocalMamba's zero padding of partial windows: the
+                map is zero-padded (after the conv) to a multiple of each window path's size and that path also
+                walks the padding tokens (which only decay its state), as the official code does. Other paths and
+                other scans are unaffected. Off: partial border windows (the scan's own paths).
             bias: bias in the in/out projections.
             proj_drop: dropout after the out-projection.
             dt_min: lower end of the initial ``softplus(dt_bias)`` range.
@@ -131,7 +138,8 @@ class SS2D(nn.Module):
         self.d_inner = int(ssm_ratio * dim)
         self.dt_rank = resolve_dt_rank(dt_rank, dim)
         self.gate = gate
-        self.path_attn_enabled = path_attn
+        self.window_padding = window_padding
+        self._pad_cache: Dict[Tuple[int, int, str], Tuple[int, int, torch.Tensor] | None] = {}
         self.dt_init_cfg = dict(min=dt_min, max=dt_max, init=dt_init, scale=dt_scale, floor=dt_init_floor)
         K, Di, R, N = self.K, self.d_inner, self.dt_rank, self.d_state
 
@@ -179,13 +187,43 @@ class SS2D(nn.Module):
         self.A_log.copy_(torch.log(a).expand_as(self.A_log))
         self.D.fill_(1.0)
 
+    def _padded_orders(self, H: int, W: int, device: torch.device) -> Tuple[int, int, torch.Tensor] | None:
+        """LocalMamba's zero-padded window paths on a common padded grid: ``(Hp, Wp, order)``, or None (no padding).
+
+        Each direction keeps its own grid (``'w<n>'``: ``H, W`` rounded up to multiples of ``n``; lines: ``H, W``),
+        placed at the top-left of the ``Hp x Wp`` grid; shorter paths end in ``-1``.
+        """
+        directions = getattr(self.scan, "directions", None)
+        if directions is None or not hasattr(self.scan, "direction_path"):
+            return None
+        key = (H, W, str(device))
+        if key in self._pad_cache:
+            return self._pad_cache[key]
+        extents = []
+        for d in directions:
+            m = re.match(r"^w(\d+)", d)
+            n = int(m[1]) if m else 1
+            extents.append((-(-H // n) * n, -(-W // n) * n))
+        Hp, Wp = max(e[0] for e in extents), max(e[1] for e in extents)
+        result = None
+        if (Hp, Wp) != (H, W):
+            paths = []
+            for d, (hk, wk) in zip(directions, extents):
+                p = torch.as_tensor(self.scan.direction_path(d, hk, wk).copy(), dtype=torch.int64)
+                paths.append((p // wk) * Wp + p % wk)
+            order = torch.full((len(paths), max(len(p) for p in paths)), -1, dtype=torch.int32)
+            for k, p in enumerate(paths):
+                order[k, :len(p)] = p.to(torch.int32)
+            result = (Hp, Wp, order.to(device))
+        self._pad_cache[key] = result
+        return result
+
     def extra_repr(self) -> str:
         name = getattr(self.scan, "name", type(self.scan).__name__)
         return f"scan={name}, K={self.K}, d_state={self.d_state}, d_inner={self.d_inner}, dt_rank={self.dt_rank}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Bt, H, W, _ = x.shape
-        L = H * W
         R, N = self.dt_rank, self.d_state
         x = self.in_proj(x)
         if self.gate:
@@ -193,7 +231,13 @@ class SS2D(nn.Module):
         if self.conv2d is not None:
             x = self.conv2d(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # depthwise conv in NCHW, back to NHWC
         x = self.act(x)
-        u = x.reshape(Bt, L, self.d_inner)
+        pad = self._padded_orders(H, W, x.device) if self.window_padding else None
+        if pad is not None:
+            Hp, Wp, order = pad
+            x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))  # zero tokens: dt = softplus(bias), B = C = 0 there
+        else:
+            Hp, Wp, order = H, W, self.scan.orders(H, W, x.device)
+        u = x.reshape(Bt, Hp * Wp, self.d_inner)
         # per-position projections, once, in spatial order: (Bt, L, Di) -> (Bt, L, K, R + 2N)
         x_dbl = torch.einsum("bld,kcd->blkc", u, self.x_proj_weight)
         dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
@@ -201,11 +245,13 @@ class SS2D(nn.Module):
         y = selective_scan(
             u, dt, -torch.exp(self.A_log.float()), Bs.contiguous(), Cs.contiguous(),
             D=self.D.float(), delta_bias=self.dt_proj_bias.float(), delta_softplus=True,
-            order=self.scan.orders(H, W, x.device),
+            order=order,
             merge=None if self.path_attn is not None else "sum",
         )
         if isinstance(y, tuple):  # (y, last_state) from older versions of the op
             y = y[0]
+        if pad is not None:  # back to the real positions
+            y = y.unflatten(1, (Hp, Wp))[:, :H, :W].flatten(1, 2)
         if self.path_attn is not None:
             y = self.path_attn(y.to(x.dtype)).sum(2)  # (Bt, L, K, Di) -> (Bt, L, Di)
         y = self.out_norm(y.to(x.dtype).reshape(Bt, H, W, self.d_inner))

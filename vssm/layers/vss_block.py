@@ -57,6 +57,7 @@ class VSSBlock(nn.Module):
             ssm_gate: bool = True,
             ssm_drop: float = 0.0,
             path_attn: bool = False,
+            window_padding: bool = False,
             mlp_ratio: float = 4.0,
             mlp_act_layer: Type[nn.Module] = nn.GELU,
             mlp_drop: float = 0.0,
@@ -79,6 +80,7 @@ class VSSBlock(nn.Module):
             ssm_gate: SiLU gate branch in SS2D (VMamba v0/v2: on; ``v05_noz``: off).
             ssm_drop: dropout after the SS2D out-projection.
             path_attn: LocalMamba's per-path channel attention when merging the paths.
+            window_padding: LocalMamba's zero padding of partial windows (see :class:`~vssm.layers.SS2D`).
             mlp_ratio: MLP hidden ratio; ``0`` disables the MLP branch (VMamba v0, LocalVMamba).
             mlp_act_layer: MLP activation.
             mlp_drop: MLP dropout.
@@ -92,7 +94,8 @@ class VSSBlock(nn.Module):
         self.norm1 = norm_layer(dim, **dd)
         self.mixer = SS2D(
             dim, scan=scan, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, act_layer=ssm_act_layer,
-            d_conv=ssm_conv, conv_bias=ssm_conv_bias, gate=ssm_gate, path_attn=path_attn, proj_drop=ssm_drop,
+            d_conv=ssm_conv, conv_bias=ssm_conv_bias, gate=ssm_gate, path_attn=path_attn,
+            window_padding=window_padding, proj_drop=ssm_drop,
             norm_layer=norm_layer, **dd,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()

@@ -27,9 +27,9 @@ Layout conventions: features are channels-last. ``forward_features`` returns the
 (``output_fmt = 'NHWC'``, as timm's Swin / MambaOut), so ``reset_classifier(0, '')`` gives a 4-D NHWC output;
 ``forward_intermediates`` and ``features_only=True`` give NCHW maps.
 
-LocalMamba zero-pads the map to a multiple of its window and scans the padding tokens; the ``localmamba`` scan here
-has partial border windows instead. Both agree whenever the window divides the map (every LocalVMamba-S layer at
-224x224); elsewhere the padding tokens' state decay is not reproduced.
+LocalMamba zero-pads the map to a multiple of its window and scans the padding tokens. The ``localmamba`` scan
+itself has partial border windows instead; ``window_padding=True`` (set by the LocalVMamba entrypoints) reproduces
+the official padding inside SS2D, so outputs match the official code at every input size.
 """
 from __future__ import annotations
 
@@ -125,6 +125,7 @@ class VMamba(nn.Module):
             ssm_conv_bias: bool = True,
             ssm_gate: bool = True,
             path_attn: bool = False,
+            window_padding: bool = False,
             mlp_ratio: float = 4.0,
             mlp_act_layer: Union[str, Callable[..., nn.Module]] = "gelu",
             post_norm: bool = False,
@@ -156,6 +157,8 @@ class VMamba(nn.Module):
             ssm_conv_bias: bias of that conv.
             ssm_gate: SiLU gate branch in SS2D (official ``v0``/``v2``: True; ``v05_noz``: False).
             path_attn: LocalMamba's per-path channel attention when merging the paths.
+            window_padding: with ``localmamba`` scans, zero-pad partial windows and scan the padding as LocalMamba
+                does (on for the LocalVMamba entrypoints, so their outputs match the official code at any size).
             mlp_ratio: MLP ratio of the blocks (0: no MLP branch).
             mlp_act_layer: MLP activation.
             post_norm: norms after the block branches instead of before.
@@ -190,8 +193,8 @@ class VMamba(nn.Module):
         block_kwargs = dict(
             d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, ssm_act_layer=get_act_layer(ssm_act_layer),
             ssm_conv=ssm_conv, ssm_conv_bias=ssm_conv_bias, ssm_gate=ssm_gate, ssm_drop=ssm_drop_rate,
-            path_attn=path_attn, mlp_ratio=mlp_ratio, mlp_act_layer=get_act_layer(mlp_act_layer),
-            mlp_drop=mlp_drop_rate, post_norm=post_norm,
+            path_attn=path_attn, window_padding=window_padding, mlp_ratio=mlp_ratio,
+            mlp_act_layer=get_act_layer(mlp_act_layer), mlp_drop=mlp_drop_rate, post_norm=post_norm,
         )
         self.stages = nn.Sequential()
         self.feature_info = []
@@ -602,7 +605,7 @@ def localmamba_scans(directions: Sequence[Sequence[str]]) -> List[Dict[str, Any]
 
 
 # LocalVMamba: vanilla VMamba (v0) blocks with per-layer searched scans and per-path channel attention.
-_LOCAL = dict(_V0, path_attn=True)
+_LOCAL = dict(_V0, path_attn=True, window_padding=True)
 
 
 @register_model
