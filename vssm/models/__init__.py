@@ -1,5 +1,7 @@
 """Model families; importing this package registers every model with timm."""
+from .mambavision import MambaVision  # noqa: F401
 from .mlla import MLLA  # noqa: F401
+from .vim import Vim  # noqa: F401
 from .vmamba import VMamba, VMambaStage
 
 __all__ = ["VMamba", "VMambaStage"]
