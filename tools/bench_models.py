@@ -37,7 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="resolutions of the throughput-vs-resolution table (empty: skip it)")
     g.add_argument("--res-batch-size", type=int, default=1, help="batch size of the resolution table")
     g.add_argument("--warmup", type=int, default=1)
-    g.add_argument("--iters", type=int, default=3)
+    g.add_argument("--iters", type=int, default=3, help="timed iterations (the median is reported)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--train", action="store_true", help="time forward + backward instead of inference")
@@ -81,7 +81,13 @@ class _PeakRSS:
 
 def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup: int, iters: int,
               train: bool = False) -> Dict[str, float]:
-    """Times ``model`` on random images; returns ``img_s`` and ``peak_mib``."""
+    """Times ``model`` on random images.
+
+    Returns:
+        ``img_s`` from the median iteration time (robust on a shared machine), ``img_s_best`` from the fastest, and
+        ``peak_mib``: the CUDA allocator's peak, or on CPU the peak resident-set growth over the process's size
+        before the first call (warm-up included, so memory the allocator keeps between calls is counted once).
+    """
     import torch
 
     x = torch.randn(batch, 3, *size, device=device)
@@ -95,22 +101,25 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
             with torch.no_grad():
                 model(x)
 
-    for _ in range(warmup):
-        step()
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     gc.collect()
+    times = []
     with _PeakRSS() as rss:
-        t0 = time.perf_counter()
-        for _ in range(iters):
+        for _ in range(warmup):
             step()
-        if cuda:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
     peak = torch.cuda.max_memory_allocated() if cuda else rss.peak
-    return {"img_s": batch * iters / dt, "peak_mib": peak / 2 ** 20}
+    return {"img_s": batch / median, "img_s_best": batch / times[0], "peak_mib": peak / 2 ** 20}
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -163,17 +172,17 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         r = bench_one(model, args.batch_size, size, args.device, args.warmup, args.iters, args.train)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         rows.append([f"{args.model} ({scan}, K={model.stages[0].blocks[0].mixer.K})", f"{params:.2f}",
-                     f"{r['img_s']:.2f}", f"{r['peak_mib']:.0f}"])
+                     f"{r['img_s']:.2f}", f"{r['img_s_best']:.2f}", f"{r['peak_mib']:.0f}"])
         results["scans"].append(dict(model=args.model, scan=scan, **r))
         del model
     for name in args.compare:
         model = _create(name)
         r = bench_one(model, args.batch_size, size, args.device, args.warmup, args.iters, args.train)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        rows.append([name, f"{params:.2f}", f"{r['img_s']:.2f}", f"{r['peak_mib']:.0f}"])
+        rows.append([name, f"{params:.2f}", f"{r['img_s']:.2f}", f"{r['img_s_best']:.2f}", f"{r['peak_mib']:.0f}"])
         results["scans"].append(dict(model=name, scan="", **r))
         del model
-    print(_table(["model", "params (M)", "img/s", "peak mem (MiB)"], rows))
+    print(_table(["model", "params (M)", "img/s (median)", "img/s (best)", "peak mem (MiB)"], rows))
 
     if args.resolutions:
         names = [args.model] + list(args.compare)
@@ -191,7 +200,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     row.append(f"n/a ({type(e).__name__})")
                 gc.collect()
             res_rows.append(row)
-        print(f"\nthroughput vs resolution (img/s / peak MiB, batch {args.res_batch_size})\n")
+        print(f"\nthroughput vs resolution (median img/s / peak MiB, batch {args.res_batch_size})\n")
         print(_table(["model"] + [f"{r}x{r}" for r in args.resolutions], res_rows))
     return results
 
