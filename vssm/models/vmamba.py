@@ -457,16 +457,16 @@ default_cfgs = generate_default_cfgs({
         first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
     "vanilla_vmamba_base.in1k": _cfg(
         first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
-    "localvmamba_tiny.untrained": _cfg(
+    "localvmamba_tiny": _cfg(
         first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan"),
     "localvmamba_small.in1k": _cfg(
         first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan",
         origin_url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt"),
-    "vmamba_micro.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
-    "test_vmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
-    "test_localvmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0, first_conv="stem.proj"),
+    "vmamba_micro": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
+    "test_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
+    "test_localvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0, first_conv="stem.proj"),
 })
 
 
