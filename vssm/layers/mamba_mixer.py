@@ -150,6 +150,7 @@ class PathMamba(nn.Module):
         self.d_conv = int(d_conv)
         self.dt_rank = R = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
         self.divide_out = divide_out
+        self.fast_paths = True  # forwards / backwards paths without gathers (see _path_conv)
         self.dt_init_cfg = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
                                 dt_init_floor=dt_init_floor)
 
@@ -178,21 +179,56 @@ class PathMamba(nn.Module):
         return (f"dim={self.dim}, K={self.K}, d_inner={self.d_inner}, d_state={self.d_state}, "
                 f"dt_rank={self.dt_rank}, d_conv={self.d_conv}, divide_out={self.divide_out}")
 
+    def _directions(self, order: torch.Tensor, L: int) -> Optional[list]:
+        """``[+1 / -1 per path]`` when every path is the token sequence forwards or backwards (Vim), else None."""
+        if order.shape[1] != L:
+            return None
+        fwd = torch.arange(L, device=order.device, dtype=order.dtype)
+        dirs = []
+        for k in range(order.shape[0]):
+            if torch.equal(order[k], fwd):
+                dirs.append(1)
+            elif torch.equal(order[k], fwd.flip(0)):
+                dirs.append(-1)
+            else:
+                return None
+        return dirs
+
     def _path_conv(self, x: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-        """Causal depthwise conv of each path along its own order: ``(B, L, Di)`` -> ``(B, L, K, Di)`` (token order)."""
+        """Causal depthwise conv of each path along its own order: ``(B, L, Di)`` -> ``(B, L, K, Di)`` (token order).
+
+        Channels-last shifted multiply-adds (``d_conv`` of them) instead of a grouped conv. When every path is the
+        sequence forwards or backwards, the backward conv is the anti-causal conv in token order and no gather is
+        needed.
+        """
         Bt, L, Di = x.shape
         K, T = order.shape
+        dc = self.d_conv
+        w = self.conv_weight  # (K, Di, dc)
+        dirs = self._directions(order, L) if self.fast_paths else None
+        if dirs is not None:
+            xp = F.pad(x, (0, 0, dc - 1, dc - 1))  # (B, L + 2(dc - 1), Di)
+            outs = []
+            for k, d in enumerate(dirs):
+                # forwards: sum_j w[j] x[t - dc + 1 + j]; backwards: sum_j w[j] x[t + dc - 1 - j]
+                starts = [j if d > 0 else 2 * (dc - 1) - j for j in range(dc)]
+                y = xp[:, starts[0]:starts[0] + L] * w[k, :, 0]
+                for j in range(1, dc):
+                    y = y.addcmul_(xp[:, starts[j]:starts[j] + L], w[k, :, j])
+                outs.append(y if self.conv_bias is None else y.add_(self.conv_bias[k]))
+            return torch.stack(outs, dim=2)
         xp = x[:, order.clamp(min=0)]  # (B, K, T, Di), path order
         if bool((order < 0).any()):
             xp = xp * (order >= 0)[None, :, :, None].to(xp.dtype)
-        xp = xp.permute(0, 1, 3, 2).reshape(Bt, K * Di, T)
-        bias = None if self.conv_bias is None else self.conv_bias.reshape(K * Di)
-        xp = F.conv1d(F.pad(xp, (self.d_conv - 1, 0)), self.conv_weight.reshape(K * Di, 1, self.d_conv), bias,
-                      groups=K * Di)
-        xp = xp.reshape(Bt, K, Di, T)
-        # back to token order: u[b, l, k] = xp[b, k, :, inverse[k, l]] (tokens a path never visits: anything)
-        idx = inverse.clamp(min=0)[None, :, None, :].expand(Bt, K, Di, L)
-        return torch.gather(xp, 3, idx).permute(0, 3, 1, 2)
+        xp = F.pad(xp, (0, 0, dc - 1, 0))
+        y = xp[:, :, 0:T] * w[None, :, None, :, 0]
+        for j in range(1, dc):
+            y = y.addcmul_(xp[:, :, j:j + T], w[None, :, None, :, j])
+        if self.conv_bias is not None:
+            y = y.add_(self.conv_bias[None, :, None, :])
+        # back to token order: u[b, l, k] = y[b, k, inverse[k, l]] (tokens a path never visits: anything)
+        idx = inverse.clamp(min=0)[None, :, :, None].expand(Bt, K, L, Di)
+        return torch.gather(y, 2, idx).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, order: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
         """
