@@ -242,6 +242,11 @@ def test_mixer_rejects_other_scans():
 
     with pytest.raises(ValueError, match="MultiScaleScan"):
         MultiScaleSS2D(8, scan=get_scan("cross"))
+    with pytest.raises(ValueError, match="indexes a single map"):
+        timm.create_model(TEST_MODEL, scan="cross", device="meta")
+    model = timm.create_model(TEST_MODEL, scan={"type": "multiscale", "stride": 3}, device="meta")
+    assert model.scan == MultiScaleScan(stride=3) and model.stages[0].blocks[0].mixer.scan is model.scan
+    assert timm.create_model(TEST_MODEL, scan="multiscale", device="meta").scan == MultiScaleScan()
     wide = MultiScaleSS2D(8, scan=MultiScaleScan(full_variants=("normal", "reversed"), low_variants=("transposed",)))
     assert wide.K == 3 and wide.x_proj_weight.shape[0] == 3  # set 0 (down-sampled) + one per full path
     assert wide(torch.randn(1, 5, 6, 8)).shape == (1, 5, 6, 8)

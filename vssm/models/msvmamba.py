@@ -437,8 +437,14 @@ class MSVMamba(nn.Module):
         dims = [int(d) for d in dims]
         if len(dims) != num_stages:
             raise ValueError(f"dims ({dims}) and depths ({list(depths)}) must have one entry per stage")
-        if isinstance(scan, dict):
+        if isinstance(scan, str) and scan == "multiscale":
+            scan = None
+        elif isinstance(scan, dict) and scan.get("type", "multiscale") == "multiscale":
             scan = MultiScaleScan(**{k: v for k, v in scan.items() if k != "type"})
+        if scan is not None and not isinstance(scan, MultiScaleScan):
+            raise ValueError(f"MSVMamba scans two resolutions at once and takes a multi-scale scan "
+                             f"(scans.multiscale.MultiScaleScan, 'multiscale' or a dict of its arguments); got "
+                             f"{scan!r}, which indexes a single map")
         self.scan = scan if scan is not None else MultiScaleScan()
         self.num_classes = num_classes
         self.in_chans = in_chans
