@@ -44,6 +44,17 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _release_free_memory() -> None:
+    """Returns freed heap pages to the OS (glibc ``malloc_trim``) so that RSS growth measures the next model only."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -86,7 +97,8 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     Returns:
         ``img_s`` from the median iteration time (robust on a shared machine), ``img_s_best`` from the fastest, and
         ``peak_mib``: the CUDA allocator's peak, or on CPU the peak resident-set growth over the process's size
-        before the first call (warm-up included, so memory the allocator keeps between calls is counted once).
+        before the first call (freed heap returned to the OS first; warm-up included, so memory the allocator
+        keeps between calls is counted once).
     """
     import torch
 
@@ -105,7 +117,7 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    gc.collect()
+    _release_free_memory()
     times = []
     with _PeakRSS() as rss:
         for _ in range(warmup):
@@ -120,6 +132,13 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     median = times[len(times) // 2]
     peak = torch.cuda.max_memory_allocated() if cuda else rss.peak
     return {"img_s": batch / median, "img_s_best": batch / times[0], "peak_mib": peak / 2 ** 20}
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+    except OSError:  # pragma: no cover
+        return "n/a"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -164,7 +183,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     backend = default_backend(torch.device(args.device))
     print(f"device {args.device}, selective-scan backend {backend} (available: {', '.join(available_backends())}), "
           f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, {args.img_size}x{args.img_size}, "
-          f"fp32, {'train' if args.train else 'inference'}\n")
+          f"fp32, {'train' if args.train else 'inference'}, load average {_loadavg()}\n")
     results: Dict[str, Any] = {"scans": [], "resolution": []}
     rows = []
     for scan in _scan_names(args.scans):
