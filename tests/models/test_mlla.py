@@ -166,7 +166,7 @@ def test_rope_matches_the_complex_rotation_and_follows_the_grid():
         torch.ones_like(angles), angles)).flatten(-2)
     rope = RoPE2d(C)
     torch.testing.assert_close(rope(x), expected)
-    assert rope.tables(H, W, x.device)[0] is rope.tables(H, W, x.device)[0]  # cached per grid
+    assert rope.tables(H, W, x.device) is rope.tables(H, W, x.device)  # cached per grid
     assert rope(torch.randn(1, 3, 11, C)).shape == (1, 3, 11, C)  # any grid
     with pytest.raises(ValueError, match="divisible by 4"):
         RoPE2d(6)
@@ -261,3 +261,36 @@ def test_own_state_dict_roundtrip():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), model(x))
+
+
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax"])
+def test_global_pool(pool):
+    model = timm.create_model(TEST_MODEL, global_pool=pool, num_classes=3).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    model = timm.create_model(TEST_MODEL, global_pool="", num_classes=0).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).ndim == 4
+
+
+def test_group_matcher_with_timm():
+    from timm.models import group_parameters
+
+    model = timm.create_model(TEST_MODEL, device="meta")
+    groups = group_parameters(model, model.group_matcher(coarse=False))
+    assert {n for names in groups.values() for n in names} == {n for n, _ in model.named_parameters()}
+    assert len(group_parameters(model, model.group_matcher(coarse=True))) < len(groups)
+
+
+def test_pretrained_file_with_new_head(tmp_path):
+    from safetensors.torch import save_file
+
+    src = timm.create_model(TEST_MODEL).eval()
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    model = timm.create_model(TEST_MODEL, pretrained=True, num_classes=5,
+                              pretrained_cfg_overlay=dict(file=str(path))).eval()
+    for k, v in src.state_dict().items():
+        if not k.startswith("head."):
+            torch.testing.assert_close(model.state_dict()[k], v)
+    assert model.get_classifier().out_features == 5

@@ -575,7 +575,7 @@ default_cfgs = generate_default_cfgs({
     "efficient_vmamba_tiny.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Tiny"),
     "efficient_vmamba_small.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Small"),
     "efficient_vmamba_base.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Base"),
-    "test_efficient_vmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
+    "test_efficient_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 
 

@@ -506,7 +506,7 @@ default_cfgs = generate_default_cfgs({
     "mlla_tiny.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1"),
     "mlla_small.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/0e5d0b1409d540aaa80c/?dl=1"),
     "mlla_base.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1"),
-    "test_mlla.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
+    "test_mlla": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 
 

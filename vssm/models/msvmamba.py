@@ -692,7 +692,7 @@ default_cfgs = generate_default_cfgs({
     "msvmamba_nano.in1k": _cfg(origin_url=_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK"),
     "msvmamba_micro.in1k": _cfg(origin_url=_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk"),
     "msvmamba_tiny.in1k": _cfg(origin_url=_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU"),
-    "test_msvmamba.untrained": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
+    "test_msvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 
 
