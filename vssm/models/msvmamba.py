@@ -262,14 +262,18 @@ class MultiScaleSS2D(nn.Module):
         dt_l = torch.einsum("blr,dr->bld", dt_l, self.dt_proj_weight[0])  # (Bt, hw, Di)
 
         def per_path(f: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
-            # (Bt, HW, Kf, X) and (Bt, hw, X) -> (Bt, HW + hw, K, X); a path never reads the other region
-            top = torch.cat([f, f.new_zeros(Bt, HW, Kl, f.shape[-1])], dim=2)
-            bottom = torch.cat([lo.new_zeros(Bt, hw, Kf, lo.shape[-1]), lo[:, :, None].expand(-1, -1, Kl, -1)], 2)
-            return torch.cat([top, bottom], dim=1)
+            # (Bt, HW, Kf, X) and (Bt, hw, X) -> (Bt, HW + hw, K, X); a path never reads the other region (zeros),
+            # written block by block into one buffer (2x faster on CPU than concatenating)
+            out = f.new_empty(Bt, HW + hw, Kf + Kl, f.shape[-1])
+            out[:, :HW, :Kf] = f
+            out[:, :HW, Kf:] = 0
+            out[:, HW:, :Kf] = 0
+            out[:, HW:, Kf:] = lo[:, :, None]
+            return out
 
         A, D, delta_bias = self._path_params()
         y = selective_scan(
-            u, per_path(dt_f, dt_l), A, per_path(B_f, B_l).contiguous(), per_path(C_f, C_l).contiguous(),
+            u, per_path(dt_f, dt_l), A, per_path(B_f, B_l), per_path(C_f, C_l),
             D=D, delta_bias=delta_bias, delta_softplus=True, order=self.scan.orders(H, W, x.device),
         )
         if isinstance(y, tuple):
