@@ -1,0 +1,522 @@
+"""OpenMMLab backbones: the timm models of vssm as mmdet / mmseg backbones.
+
+One adapter class per model family (:class:`VMambaBackbone`, :class:`LocalVMambaBackbone`), all thin subclasses of
+:class:`TimmBackbone`, which builds the family's timm model with ``features_only=True`` and adds what dense
+prediction configs expect of a backbone: a tuple of NCHW maps with one LayerNorm per output index (``outnorm{i}``,
+named as in the official VMamba detection / segmentation backbone so its checkpoints load), ``frozen_stages``,
+``norm_eval``, ``with_cp`` and strict ``init_cfg=dict(type='Pretrained', ...)`` loading. The networks themselves live
+in ``vssm.models``; nothing here changes what they compute.
+
+Importing this module registers the backbones in mmengine's root ``MODELS`` registry and in the ``MODELS`` registries
+of mmdet and mmseg, each when it can be imported, so either library finds them from a config with::
+
+    custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
+    model = dict(backbone=dict(type='VMambaBackbone', arch='tiny', ...))
+
+Adding a family takes a subclass that names its ``family``, its aliases (``arch_zoo``), the pattern of its timm
+entrypoints (``model_pattern``) and, when its checkpoints carry classifier keys under other names, ``head_keys``.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import timm
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from timm.layers import LayerNorm2d
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .convert import CheckpointMismatchError, unwrap_state_dict
+from .models import vmamba as _vmamba
+from .utils.checkpoint import CheckpointError, load_safe
+
+__all__ = [
+    "LocalVMambaBackbone",
+    "REGISTRIES",
+    "TimmBackbone",
+    "VMambaBackbone",
+    "allow_mmengine_checkpoints",
+    "register_backbone",
+]
+
+
+def _library_registries() -> Dict[str, Any]:
+    """The ``MODELS`` registries to register in: mmengine's root, and mmdet's / mmseg's when importable."""
+    registries = {"mmengine": MMENGINE_MODELS}
+    for lib in ("mmdet", "mmseg"):
+        try:
+            registries[lib] = importlib.import_module(f"{lib}.registry").MODELS
+        except ImportError:  # the library is not installed: its configs cannot be used anyway
+            continue
+    return registries
+
+
+#: Name -> ``MODELS`` registry of every library the backbones are registered in (filled at import).
+REGISTRIES: Dict[str, Any] = _library_registries()
+
+
+def register_backbone(cls: type) -> type:
+    """Class decorator registering a backbone in every registry of :data:`REGISTRIES`."""
+    for registry in REGISTRIES.values():
+        registry.register_module(module=cls)
+    return cls
+
+
+_INIT_CFG_KEYS = ("type", "checkpoint", "prefix", "allow_pickle", "map_location")
+
+
+class TimmBackbone(BaseModule):
+    """Base class of the adapters: a timm ``features_only`` model followed by one LayerNorm per output.
+
+    Subclasses set the class attributes below; the constructor arguments are the same for every family.
+
+    Attributes:
+        family (str): Family name used in messages, e.g. ``'VMamba'``.
+        arch_zoo (dict[str, str]): Short aliases -> timm entrypoints (``'tiny'`` -> ``'vmamba_tiny'``).
+        default_arch (str): Entrypoint (or alias) a dict ``arch`` starts from when it names no ``base``.
+        model_pattern (str): Regex matching the timm entrypoints of the family (other names are refused).
+        head_keys (str): Regex matching checkpoint keys of the classification head and final norm (in every key
+            layout the family's converter reads); they have no place in a backbone and are skipped when loading.
+        checkpoint_filter_fn (callable | None): ``fn(state_dict, model)`` converting official checkpoints; ``None``
+            uses the ``checkpoint_filter_fn`` of the model's own module (timm's convention), if any.
+
+    Args:
+        arch (str | dict): A timm entrypoint of the family (``'vmamba_tiny'``), an alias from ``arch_zoo``
+            (``'tiny'``), or a dict of model keyword arguments, optionally with ``base`` naming the entrypoint they
+            override (default ``default_arch``), e.g. ``dict(base='tiny', depths=(2, 2, 4, 2))``. Default: 'tiny'.
+        scan (str | dict | list | None): Scan strategy of the model (see ``scans.resolve_scans``); None keeps the
+            model's default. Default: None.
+        out_indices (Sequence[int]): Stages whose outputs are returned (negative counts from the end).
+            Default: (0, 1, 2, 3).
+        frozen_stages (int): -1 freezes nothing, 0 the stem (everything before the first stage), ``k`` the stem and
+            the first ``k`` stages with their out norms (parameters get ``requires_grad=False`` and the modules stay
+            in eval mode through ``train()``). Default: -1.
+        norm_eval (bool): Keep the BatchNorm layers of the backbone in eval mode during training (frozen running
+            statistics). Default: False.
+        with_cp (bool): Gradient checkpointing of the stages (less memory, slower). Default: False.
+        drop_path_rate (float): Stochastic depth rate of the model. Default: 0.0.
+        init_cfg (dict | None): None keeps timm's initialisation; ``dict(type='Pretrained', checkpoint=PATH_OR_URL,
+            prefix=None, allow_pickle=False)`` loads a checkpoint strictly (see :meth:`load_pretrained`).
+            Default: None.
+    """
+
+    family: str = ""
+    arch_zoo: Dict[str, str] = {}
+    default_arch: str = "tiny"
+    model_pattern: str = r"$^"
+    head_keys: str = r"^(norm|head)\."
+    checkpoint_filter_fn: Callable[..., Dict[str, torch.Tensor]] | None = None
+
+    def __init__(
+            self,
+            arch: str | Dict[str, Any] = "tiny",
+            scan: Any = None,
+            out_indices: Sequence[int] = (0, 1, 2, 3),
+            frozen_stages: int = -1,
+            norm_eval: bool = False,
+            with_cp: bool = False,
+            drop_path_rate: float = 0.0,
+            init_cfg: Dict[str, Any] | None = None,
+    ):
+        self._check_init_cfg(init_cfg)
+        super().__init__(init_cfg=init_cfg)
+        self.model_name, self.model_kwargs = self._resolve_arch(arch)
+        if scan is not None:
+            self.model_kwargs["scan"] = scan
+        self.model_kwargs["drop_path_rate"] = float(drop_path_rate)
+
+        num_stages = len(self._reference_model().feature_info)
+        if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices) or not out_indices:
+            raise ValueError(f"{type(self).__name__}: out_indices must be a non-empty sequence of ints; "
+                             f"got {out_indices!r}")
+        bad = [i for i in out_indices if not -num_stages <= i < num_stages]
+        if bad:
+            raise ValueError(f"{type(self).__name__}: out_indices={tuple(out_indices)} has {bad}, out of range for "
+                             f"{self.model_name} with {num_stages} stages (allowed: 0..{num_stages - 1} or negative)")
+        norm_indices = sorted({i % num_stages for i in out_indices})
+        if len(norm_indices) != len(out_indices):
+            raise ValueError(f"{type(self).__name__}: out_indices={tuple(out_indices)} names a stage twice")
+
+        self.body = timm.create_model(
+            self.model_name, pretrained=False, features_only=True, out_indices=tuple(norm_indices),
+            **self.model_kwargs,
+        )
+        if not isinstance(getattr(self.body, "model", None), nn.Module):
+            raise TypeError(f"{type(self).__name__}: {self.model_name} builds a {type(self.body).__name__}; the "
+                            "adapter needs timm's getter-style features (feature_cls='getter', forward_intermediates)")
+        self.out_indices: Tuple[int, ...] = tuple(int(i) for i in self.body.out_indices)
+        self.num_stages = num_stages
+        max_frozen = max(self.out_indices) + 1
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= max_frozen:
+            raise ValueError(f"{type(self).__name__}: frozen_stages must be an int in -1..{max_frozen} "
+                             f"(-1: none, 0: stem, k: stem and the first k stages); got {frozen_stages!r}")
+        self.frozen_stages = frozen_stages
+        self.norm_eval = bool(norm_eval)
+        self.with_cp = bool(with_cp)
+        for i, channels in zip(self.out_indices, self.body.feature_info.channels()):
+            # LayerNorm over channels, as the official backbone's ``outnorm{i}`` (nn.LayerNorm's eps, 1e-5)
+            self.add_module(f"outnorm{i}", LayerNorm2d(channels, eps=1e-5))
+        if self.with_cp:
+            self.body.model.set_grad_checkpointing(True)
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # construction helpers
+
+    @classmethod
+    def _resolve_arch(cls, arch: str | Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+        """``arch`` -> (timm entrypoint, model kwargs); raises ValueError naming the allowed values."""
+        kwargs: Dict[str, Any] = {}
+        name: Any = arch
+        if isinstance(arch, dict):
+            kwargs = dict(arch)
+            name = kwargs.pop("base", cls.default_arch)
+            reserved = sorted(set(kwargs) & {"features_only", "out_indices", "pretrained", "scan",
+                                             "drop_path_rate"})
+            if reserved:
+                raise ValueError(f"{cls.__name__}: arch dict may not set {reserved}; these are arguments of the "
+                                 "backbone itself")
+        if isinstance(name, str):
+            name = cls.arch_zoo.get(name, name)
+            if re.search(cls.model_pattern, name) and name in timm.list_models(name):
+                return name, kwargs
+        names = sorted(n for n in timm.list_models() if re.search(cls.model_pattern, n))
+        raise ValueError(f"{cls.__name__}: arch={arch!r} is not a {cls.family} model; allowed: an alias "
+                         f"({', '.join(cls.arch_zoo)}), a timm name ({', '.join(names)}), or a dict of model "
+                         "kwargs with an optional 'base'")
+
+    @classmethod
+    def _check_init_cfg(cls, init_cfg: Dict[str, Any] | None) -> None:
+        if init_cfg is None:
+            return
+        cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+        for cfg in cfgs:
+            if not isinstance(cfg, dict) or "type" not in cfg:
+                raise ValueError(f"{cls.__name__}: init_cfg must be a dict with a 'type'; got {init_cfg!r}")
+            if cfg["type"] != "Pretrained":
+                continue
+            unknown = sorted(set(cfg) - set(_INIT_CFG_KEYS))
+            if unknown or not cfg.get("checkpoint"):
+                raise ValueError(f"{cls.__name__}: init_cfg={cfg!r} needs a 'checkpoint' and takes only "
+                                 f"{', '.join(_INIT_CFG_KEYS)}" + (f" (unknown: {unknown})" if unknown else ""))
+
+    def _reference_model(self) -> nn.Module:
+        """The full model of this configuration on the meta device (shapes and key names, no memory)."""
+        with torch.device("meta"):
+            return timm.create_model(self.model_name, pretrained=False, **self.model_kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # forward, freezing, train mode
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of the returned maps (what the neck's ``in_channels`` must be)."""
+        return list(self.body.feature_info.channels())
+
+    @property
+    def out_strides(self) -> List[int]:
+        """Strides of the returned maps with respect to the input."""
+        return list(self.body.feature_info.reduction())
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Maps ``(B, 3, H, W)`` images to one normed ``(B, C_i, H_i, W_i)`` map per output index."""
+        feats = self.body(x)
+        return tuple(getattr(self, f"outnorm{i}")(f).contiguous() for i, f in zip(self.out_indices, feats))
+
+    def _stage_modules(self) -> List[nn.Module]:
+        """The stage modules, in order (from the model's ``feature_info``); the rest of the model is the stem."""
+        model = self.body.model
+        return [model.get_submodule(info["module"]) for info in self.body.feature_info.info
+                if _has_submodule(model, info["module"])]
+
+    def _stem_modules(self) -> List[nn.Module]:
+        """Top-level modules of the model that hold no stage (stem, position embeddings...)."""
+        stage_names = [info["module"] for info in self.body.feature_info.info]
+        return [m for name, m in self.body.model.named_children()
+                if not any(s == name or s.startswith(name + ".") for s in stage_names)]
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        frozen: List[nn.Module] = list(self._stem_modules())
+        stages = self._stage_modules()
+        for i in range(self.frozen_stages):
+            frozen.append(stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f"outnorm{i}"))
+        for module in frozen:
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+        # parameters held directly by the model (e.g. position embeddings) belong to the stem
+        for p in self.body.model.parameters(recurse=False):
+            p.requires_grad = False
+
+    def train(self, mode: bool = True) -> TimmBackbone:
+        """Sets train mode, then re-applies ``frozen_stages`` and ``norm_eval``."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ------------------------------------------------------------------------------------------------------------
+    # weights
+
+    def init_weights(self) -> None:
+        """Loads the ``Pretrained`` checkpoint of ``init_cfg``; without one the model keeps timm's initialisation."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg] if self.init_cfg else []
+        pretrained = [c for c in cfgs if c["type"] == "Pretrained"]
+        others = [c for c in cfgs if c["type"] != "Pretrained"]
+        if others:  # e.g. a custom initialiser: mmengine applies it as BaseModule would
+            initialize(self, others)
+        for cfg in pretrained:
+            self.load_pretrained(cfg["checkpoint"], prefix=cfg.get("prefix"), allow_pickle=cfg.get("allow_pickle",
+                                 False), map_location=cfg.get("map_location", "cpu"))
+        self._is_init = True
+
+    def load_pretrained(
+            self,
+            checkpoint: str | Dict[str, Any],
+            prefix: str | None = None,
+            allow_pickle: bool = False,
+            map_location: str | torch.device = "cpu",
+    ) -> None:
+        """Loads weights strictly: every parameter of the backbone must be found, no key may be left unexplained.
+
+        Accepted checkpoints: a state dict of a vssm timm model (``stem.*``, ``stages.*``, with or without the
+        classifier), a checkpoint of this adapter (``body.model.*`` and ``outnorm{i}.*``, e.g. an mmdet / mmseg run
+        with ``prefix='backbone.'``), and the official checkpoints of the family in any layout its
+        ``checkpoint_filter_fn`` reads: classification checkpoints and the official detection / segmentation ones
+        (``prefix='backbone.'``, whose ``outnorm{i}`` load into the out norms). Training checkpoints wrapped in
+        ``state_dict`` / ``model`` / ``model_ema`` are unwrapped (EMA weights first, as timm).
+
+        Skipped, and logged: the classifier head and final norm (``head_keys``), the stages after the last output
+        index and the out norms of stages that are not outputs. A checkpoint without out norms (a classification
+        one) leaves them at their initialisation (weight 1, bias 0).
+
+        Args:
+            checkpoint (str | dict): Path (``.pth`` / ``.safetensors``), URL, or an already loaded checkpoint.
+            prefix (str | None): Keep only the keys starting with this (e.g. ``'backbone.'``) and strip it.
+            allow_pickle (bool): Read a torch file with ``weights_only=False`` (runs code from the file: only for
+                files you trust, e.g. official checkpoints that pickle their training config).
+            map_location (str | torch.device): Where tensors are loaded.
+
+        Raises:
+            vssm.convert.CheckpointMismatchError: missing / unexpected keys or shape mismatches, all named.
+            vssm.utils.checkpoint.CheckpointError: a file that is missing, corrupted, or needs unsafe globals.
+        """
+        name = type(self).__name__
+        where = checkpoint if isinstance(checkpoint, str) else "the given state dict"
+        raw = _read_checkpoint(checkpoint, allow_pickle, map_location) if isinstance(checkpoint, str) else checkpoint
+        try:
+            sd = unwrap_state_dict(raw, use_ema=True)
+        except CheckpointMismatchError as e:
+            raise CheckpointMismatchError(f"{name}: {where}: {e}") from e
+        if prefix:
+            stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            if not stripped:
+                raise CheckpointMismatchError(f"{name}: no key of {where} starts with prefix={prefix!r} "
+                                              f"(first keys: {list(sd)[:4]})")
+            sd = stripped
+        if any(k.startswith("body.model.") for k in sd):  # this adapter's own layout
+            sd = {k[len("body.model."):] if k.startswith("body.model.") else k: v for k, v in sd.items()}
+
+        out_sd = {k: v for k, v in sd.items() if re.match(r"^outnorm\d+\.", k)}
+        head = sorted(k for k in sd if k not in out_sd and re.search(self.head_keys, k))
+        model_sd = {k: v for k, v in sd.items() if k not in out_sd and k not in head}
+
+        ref = self._reference_model()
+        ref.prune_intermediate_layers(list(range(self.num_stages)), prune_norm=True, prune_head=True)
+        filter_fn = self.checkpoint_filter_fn or getattr(
+            importlib.import_module(type(self.body.model).__module__), "checkpoint_filter_fn", None)
+        try:
+            if filter_fn is not None:
+                model_sd = filter_fn(model_sd, ref)
+            _check_keys(model_sd, ref.state_dict(), f"{self.family} checkpoint")
+        except CheckpointMismatchError as e:
+            raise CheckpointMismatchError(f"{name}({self.model_name}): {where}: {e}") from e
+
+        target = self.body.model.state_dict()
+        pruned = sorted(k for k in model_sd if k not in target)
+        self.body.model.load_state_dict({k: v for k, v in model_sd.items() if k in target}, strict=True)
+
+        wanted = {f"outnorm{i}.{p}" for i in self.out_indices for p in ("weight", "bias")}
+        unused_norms = sorted(k for k in out_sd if k not in wanted)
+        if out_sd:
+            norms_sd = {k: v for k, v in out_sd.items() if k in wanted}
+            try:
+                _check_keys(norms_sd, self._out_norm_state(), "out norms")
+            except CheckpointMismatchError as e:
+                raise CheckpointMismatchError(f"{name}: {where}: {e}") from e
+            for i in self.out_indices:
+                getattr(self, f"outnorm{i}").load_state_dict(
+                    {p: norms_sd[f"outnorm{i}.{p}"] for p in ("weight", "bias")}, strict=True)
+        msg = f"{name}: loaded {len(target)} model tensors from {where}"
+        msg += f" and {len(wanted)} out-norm tensors" if out_sd else "; no out norms in it (they keep weight 1, bias 0)"
+        skipped = head + pruned + unused_norms
+        if skipped:
+            msg += f"; skipped {len(skipped)} keys not part of this backbone: {_summary(skipped)}"
+        print_log(msg, logger="current")
+
+    def _out_norm_state(self) -> Dict[str, torch.Tensor]:
+        return {f"outnorm{i}.{k}": v for i in self.out_indices for k, v in getattr(self, f"outnorm{i}")
+                .state_dict().items()}
+
+
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:  # a stage pruned away (after the last output index)
+        return False
+    return True
+
+
+def _check_keys(state_dict: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], what: str) -> None:
+    """Raises CheckpointMismatchError unless ``state_dict`` has exactly ``target``'s keys and shapes."""
+    missing = [k for k in target if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in target]
+    shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}" for k, v in state_dict.items()
+              if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    parts = [f"{len(shapes)} shape mismatch(es): {_summary(shapes)}"] if shapes else []
+    parts += [f"{len(missing)} missing key(s): {_summary(missing)}"] if missing else []
+    parts += [f"{len(unexpected)} unexpected key(s): {_summary(unexpected)}"] if unexpected else []
+    if parts:
+        raise CheckpointMismatchError(f"{what} does not fit: " + "; ".join(parts))
+
+
+def _summary(keys: Sequence[str], limit: int = 6) -> str:
+    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def _read_checkpoint(path: str, allow_pickle: bool, map_location: str | torch.device) -> Dict[str, Any]:
+    """Reads a local ``.safetensors`` / torch file (weights-only unless ``allow_pickle``) or a URL via mmengine."""
+    if "://" in path:
+        from mmengine.runner import CheckpointLoader
+
+        return CheckpointLoader.load_checkpoint(path, map_location=map_location)
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"init_cfg checkpoint {path!r} does not exist")
+    if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device=str(map_location))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    if allow_pickle:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return load_safe(path, map_location=map_location)
+    except CheckpointError as e:
+        hint = " (set allow_pickle=True in init_cfg if you trust the file)" if "globals" in str(e) else ""
+        raise CheckpointError(f"init_cfg checkpoint: {e}{hint}") from e
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# mmengine checkpoints under torch.load(weights_only=True)
+
+_HISTORY_BUFFER_METHODS = ("min", "max", "current", "mean")
+
+
+def _history_buffer_method(obj: Any, name: str) -> Callable[..., Any]:
+    """Stands in for ``getattr`` while unpickling: only ``getattr(HistoryBuffer, <statistics method>)``.
+
+    mmengine's MessageHub keeps ``HistoryBuffer`` objects whose state holds their statistics methods; pickle
+    protocol 2 (torch.save's) writes those functions as ``getattr(HistoryBuffer, 'mean')``. Allowing the real
+    ``builtins.getattr`` would let a checkpoint read any attribute of any allowed object; this allows exactly that call.
+    """
+    from mmengine.logging import HistoryBuffer
+
+    allowed = set(_HISTORY_BUFFER_METHODS) | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        return getattr(HistoryBuffer, name)
+    import pickle
+
+    raise pickle.UnpicklingError(f"weights_only load: getattr({obj!r}, {name!r}) is not allowed (only "
+                                 f"getattr(HistoryBuffer, name) for name in {sorted(allowed)})")
+
+
+def allow_mmengine_checkpoints() -> List[str]:
+    """Allow-lists, for ``torch.load(weights_only=True)``, exactly the non-tensor objects mmengine checkpoints hold.
+
+    A checkpoint written by mmengine's Runner (``meta``, ``state_dict``, ``message_hub``, ``optimizer``,
+    ``param_schedulers``) pickles, besides tensors and plain containers: ``mmengine.logging.HistoryBuffer`` (the
+    logged scalars of the MessageHub); the numpy objects inside them (``numpy.ndarray``, ``numpy.dtype`` with the
+    float64 / int64 dtype classes, ``numpy[._]core.multiarray._reconstruct`` / ``.scalar`` under their numpy 1 and
+    numpy 2 names); and the HistoryBuffer statistics methods as ``builtins.getattr(HistoryBuffer, name)``, allowed
+    for those names only (see :func:`_history_buffer_method`). The list was found by loading mmdet and mmseg
+    training checkpoints until nothing was refused. Resuming or testing with mmengine on torch >= 2.6
+    (``weights_only=True`` by default) needs it; safe loading stays on for everything else.
+
+    Returns:
+        list[str]: The allow-listed global names.
+    """
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    entries: List[Any] = [(HistoryBuffer, "mmengine.logging.history_buffer.HistoryBuffer"),
+                          (np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # names written by numpy 1 / numpy 2
+        entries += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
+    # dtypes are rebuilt with numpy.dtype(...) and then given state, which needs their classes: the float64 logged
+    # values and int64 counts of the buffers
+    for dtype in (np.float64, np.int64):
+        cls = type(np.dtype(dtype))
+        entries.append((cls, f"{cls.__module__}.{cls.__qualname__}"))
+    entries.append((_history_buffer_method, "builtins.getattr"))
+    torch.serialization.add_safe_globals(entries)
+    return [name for _, name in entries]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Families
+
+
+@register_backbone
+class VMambaBackbone(TimmBackbone):
+    """VMamba (v2 ``s1l*`` / ``s2l*`` and vanilla v0) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``tiny`` / ``small`` / ``base`` (the official README's VMamba-T ``s1l8``, -S ``s2l15``, -B ``s2l15``),
+    ``tiny_s1l8`` ... ``base_s2l15``, ``vanilla_tiny`` / ``vanilla_small`` / ``vanilla_base``, ``micro`` and ``test``.
+    """
+
+    family = "VMamba"
+    arch_zoo = {
+        "tiny": "vmamba_tiny", "small": "vmamba_small", "base": "vmamba_base",
+        **{v: f"vmamba_{v}" for v in ("tiny_s1l8", "small_s1l20", "base_s1l20", "tiny_s2l5", "small_s2l15",
+                                      "base_s2l15")},
+        "vanilla_tiny": "vanilla_vmamba_tiny", "vanilla_small": "vanilla_vmamba_small",
+        "vanilla_base": "vanilla_vmamba_base", "micro": "vmamba_micro", "test": "test_vmamba",
+    }
+    model_pattern = r"^((vanilla_)?vmamba_.+|test_vmamba)$"
+    # official layouts: ``classifier.{norm,head}`` (v2) and top-level ``norm`` / ``head`` (v0 and ours)
+    head_keys = r"^(classifier|norm|head)\."
+    checkpoint_filter_fn = staticmethod(_vmamba.checkpoint_filter_fn)
+
+
+@register_backbone
+class LocalVMambaBackbone(TimmBackbone):
+    """LocalVMamba (VMamba v0 blocks with searched local scans) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``tiny``, ``small``, ``test``. ``scan`` overrides the searched per-layer directions.
+    """
+
+    family = "LocalVMamba"
+    arch_zoo = {"tiny": "localvmamba_tiny", "small": "localvmamba_small", "test": "test_localvmamba"}
+    model_pattern = r"^(test_)?localvmamba(_.+)?$"
+    head_keys = r"^(classifier|norm|head)\."
+    checkpoint_filter_fn = staticmethod(_vmamba.checkpoint_filter_fn)
