@@ -43,7 +43,7 @@ extras_require = {
 setup(
     name="vssm",
     version="0.1.0",
-    description="Vision state-space backbones (VMamba, Vim, MambaVision, LocalMamba, MLLA) with a fused-order selective scan",
+    description="Vision state-space backbones (VMamba, Vim, MambaVision, LocalMamba, MLLA) with a fused-order scan",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["vssm", "vssm.*", "scans", "scans.*", "kernels", "kernels.*"]),

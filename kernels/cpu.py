@@ -280,4 +280,5 @@ def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softp
                 _np(cvt(delta_bias)), _np(zz), _np(order), delta_softplus, z is not None, merge, nblk,
                 _np(ckpt), _np(cvt(dout)), du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
                 dD.numpy(), dbias.numpy(), dz.numpy())
-    return du, ddelta, dA.sum(0).transpose(1, 2), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0), (dz if z is not None else None)
+    dz = dz if z is not None else None
+    return du, ddelta, dA.sum(0).transpose(1, 2), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0), dz

@@ -73,7 +73,7 @@ def _is_compiling() -> bool:
     return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
-_checked_orders: "weakref.WeakValueDictionary[int, torch.Tensor]" = weakref.WeakValueDictionary()
+_checked_orders: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _checked_meta: dict = {}
 
 
@@ -149,7 +149,8 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
                          "move them to one device")
     if order is not None:
         if not isinstance(order, torch.Tensor):
-            raise TypeError(f"selective_scan: order must be a (K, T) integer tensor or None, got {type(order).__name__}")
+            raise TypeError("selective_scan: order must be a (K, T) integer tensor or None, "
+                            f"got {type(order).__name__}")
         if not _is_compiling():  # value checks need the data, which torch.compile does not have when tracing
             _check_order(order, K, L)
 

@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 STAGES = [(96, 3136), (192, 784), (384, 196), (768, 49)]
 
 
-def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] = lambda: None) -> float:
+def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
+           sync: Callable[[], None] = lambda: None) -> float:
     """Median wall time of ``fn`` in seconds."""
     for _ in range(warmup):
         fn()
@@ -62,9 +63,32 @@ def table(rows: List[List[str]], header: List[str]) -> str:
     return "\n".join(lines)
 
 
-def bench_kernel_cpu(args) -> None:
+def _cpu_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int) -> List[str]:
     from kernels import selective_scan
 
+    t = make_scan_inputs(Bt, L, K, Du, N, "cpu")
+    tg = make_scan_inputs(Bt, L, K, Du, N, "cpu", requires_grad=True)
+
+    def fwd(be):
+        return selective_scan(**t, merge="sum", backend=be)
+
+    def fwdbwd(be):
+        selective_scan(**tg, merge="sum", backend=be).sum().backward()
+
+    nbytes = op_bytes(Bt, L, K, Du, N)
+    src = torch.randn(nbytes // 8)
+    dst = torch.empty_like(src)
+    t_copy = timeit(lambda: dst.copy_(src), repeat=10)  # reads and writes nbytes // 2 each: nbytes moved
+    t_cpu = timeit(lambda: fwd("cpu"), repeat=repeat)
+    t_cpu_fb = timeit(lambda: fwdbwd("cpu"), repeat=repeat)
+    t_ref = timeit(lambda: fwd("ref"), repeat=1, warmup=0)
+    t_ref_fb = timeit(lambda: fwdbwd("ref"), repeat=1, warmup=0)
+    return [f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{t_ref * 1e3:.0f}", f"{t_cpu * 1e3:.1f}", f"{t_ref / t_cpu:.0f}x",
+            f"{t_ref_fb * 1e3:.0f}", f"{t_cpu_fb * 1e3:.1f}", f"{t_ref_fb / t_cpu_fb:.0f}x", f"{t_copy * 1e3:.2f}",
+            f"{t_cpu / t_copy:.1f}x"]
+
+
+def bench_kernel_cpu(args) -> None:
     Bt, K = 8, 4
     print(f"## selective scan, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
           f" torch {torch.__version__}); Bt={Bt} K={K} merge='sum', fp32; times are medians")
@@ -73,103 +97,98 @@ def bench_kernel_cpu(args) -> None:
         for si, (Du, L) in enumerate(STAGES):
             if args.quick and si > 1:
                 continue
-            t = make_scan_inputs(Bt, L, K, Du, N, "cpu")
-            tg = make_scan_inputs(Bt, L, K, Du, N, "cpu", requires_grad=True)
-            fwd = lambda be, t=t: selective_scan(**t, merge="sum", backend=be)  # noqa: E731
-
-            def fwdbwd(be, tg=tg):
-                y = selective_scan(**tg, merge="sum", backend=be)
-                y.sum().backward()
-
-            nbytes = op_bytes(Bt, L, K, Du, N)
-            src = torch.randn(nbytes // 8)
-            dst = torch.empty_like(src)
-            t_copy = timeit(lambda: dst.copy_(src), repeat=10)  # reads and writes nbytes // 2 each: nbytes moved
-            t_cpu = timeit(lambda: fwd("cpu"), repeat=args.repeat)
-            t_cpu_fb = timeit(lambda: fwdbwd("cpu"), repeat=args.repeat)
-            ref_rep = 1
-            t_ref = timeit(lambda: fwd("ref"), repeat=ref_rep, warmup=0)
-            t_ref_fb = timeit(lambda: fwdbwd("ref"), repeat=ref_rep, warmup=0)
-            rows.append([f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{t_ref * 1e3:.0f}", f"{t_cpu * 1e3:.1f}",
-                         f"{t_ref / t_cpu:.0f}x", f"{t_ref_fb * 1e3:.0f}", f"{t_cpu_fb * 1e3:.1f}",
-                         f"{t_ref_fb / t_cpu_fb:.0f}x", f"{t_copy * 1e3:.2f}", f"{t_cpu / t_copy:.1f}x"])
+            rows.append(_cpu_row(si, Bt, L, K, Du, N, args.repeat))
             print("  " + " ".join(rows[-1]), flush=True)
     print(table(rows, ["stage", "Du", "L", "N", "ref fwd ms", "cpu fwd ms", "cpu vs ref", "ref f+b ms",
                        "cpu f+b ms", "cpu vs ref f+b", "copy ms", "cpu fwd / copy"]))
 
 
+def _cross_order(L: int, device: str) -> torch.Tensor:
+    side = int(L ** 0.5)
+    grid = torch.arange(L, device=device).view(side, side)
+    rows, cols = grid.reshape(-1), grid.t().reshape(-1)
+    return torch.stack([rows, cols, rows.flip(0), cols.flip(0)]).int()
+
+
+def _cuda_row(bench, si: int, Bt: int, L: int, K: int, Du: int, N: int, dtype: torch.dtype) -> List[str]:
+    from kernels import selective_scan
+
+    t = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype)
+    tg = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype, requires_grad=True)
+    cross = _cross_order(L, "cuda")
+    nbytes = op_bytes(Bt, L, K, Du, N, torch.finfo(dtype).bits // 8)
+    src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+
+    def fb():
+        y = selective_scan(**tg, order=cross, merge="sum")
+        y.backward(torch.ones_like(y))
+
+    def copy_based():  # what peers do: K permuted copies, a raster scan, scatter back and sum
+        idx = cross.long()
+        u4 = t["u"][:, idx.reshape(-1)].view(Bt, K, L, Du).transpose(1, 2).contiguous()
+        dl = torch.gather(t["delta"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, Du))
+        Bg = torch.gather(t["B"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
+        Cg = torch.gather(t["C"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
+        y = selective_scan(u4, dl, t["A"], Bg, Cg, t["D"], t["delta_bias"])
+        out = torch.zeros(Bt, L, Du, device="cuda", dtype=y.dtype)
+        for k in range(K):
+            out.index_add_(1, idx[k], y[:, :, k])
+        return out
+
+    t_copy = bench(lambda: dst.copy_(src))
+    t_f = bench(lambda: selective_scan(**t, order=cross, merge="sum"))
+    t_fb = bench(fb)
+    t_copyscan = bench(copy_based)
+    gbs = lambda sec: nbytes / sec / 1e9  # noqa: E731
+    return [f"{si + 1}", f"{Du}", f"{L}", f"{N}", str(dtype)[6:], f"{t_f * 1e3:.3f}", f"{gbs(t_f):.0f}",
+            f"{gbs(t_copy):.0f}", f"{t_copy / t_f:.0%}", f"{t_fb * 1e3:.3f}", f"{3 * t_copy / t_fb:.0%}",
+            f"{t_copyscan / t_f:.2f}x"]
+
+
+def _cuda_scan_row(bench, spec: str, u: torch.Tensor, Bt: int, side: int, Du: int, N: int) -> List[object]:
+    import scans
+    from kernels import selective_scan
+
+    order = scans.get_scan(spec).orders(side, side, device="cuda")
+    Kc = order.shape[0]
+    tk = make_scan_inputs(Bt, side * side, Kc, Du, N, "cuda", torch.bfloat16)
+    tk["u"] = u
+    return [Kc, bench(lambda: selective_scan(**tk, order=order, merge="sum")) / Kc]  # per path
+
+
 def bench_kernel_cuda(args) -> None:
     import triton.testing
 
-    from kernels import selective_scan
-    from kernels.reference import selective_scan_ref  # noqa: F401  (documents the oracle used in the tests)
+    import scans
 
     Bt, K = 8, 4
     name = torch.cuda.get_device_name()
     print(f"## selective scan, {name}, torch {torch.__version__}; Bt={Bt} K={K} merge='sum'; "
           "triton.testing.do_bench medians")
-    bench = lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3  # noqa: E731
+
+    def bench(fn):
+        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median") / 1e3
+
     rows = []
     for N in (1, 16):
         for si, (Du, L) in enumerate(STAGES):
             for dtype in (torch.float32, torch.bfloat16):
-                t = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype)
-                tg = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype, requires_grad=True)
-                side = int(L ** 0.5)
-                order = torch.arange(L, device="cuda").view(side, side)
-                cross = torch.stack([order.reshape(-1), order.t().reshape(-1), order.reshape(-1).flip(0),
-                                     order.t().reshape(-1).flip(0)]).int()
-                elt = torch.finfo(dtype).bits // 8
-                nbytes = op_bytes(Bt, L, K, Du, N, elt)
-                src = torch.empty(nbytes // 2, dtype=torch.uint8, device="cuda")
-                dst = torch.empty_like(src)
-                t_copy = bench(lambda: dst.copy_(src))
-                t_f = bench(lambda: selective_scan(**t, order=cross, merge="sum"))
-
-                def fb():
-                    y = selective_scan(**tg, order=cross, merge="sum")
-                    y.backward(torch.ones_like(y))
-
-                t_fb = bench(fb)
-
-                def copy_based():  # what peers do: K permuted copies, a raster scan, scatter back and sum
-                    idx = cross.long()
-                    u4 = t["u"][:, idx.reshape(-1)].view(Bt, K, L, Du).transpose(1, 2).contiguous()
-                    dl = torch.gather(t["delta"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, Du))
-                    Bg = torch.gather(t["B"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
-                    Cg = torch.gather(t["C"], 1, idx.t()[None, :, :, None].expand(Bt, L, K, N))
-                    y = selective_scan(u4, dl, t["A"], Bg, Cg, t["D"], t["delta_bias"])
-                    out = torch.zeros(Bt, L, Du, device="cuda", dtype=y.dtype)
-                    for k in range(K):
-                        out.index_add_(1, idx[k], y[:, :, k])
-                    return out
-
-                t_copyscan = bench(copy_based)
-                gbs = lambda s: nbytes / s / 1e9  # noqa: E731
-                rows.append([f"{si + 1}", f"{Du}", f"{L}", f"{N}", str(dtype)[6:], f"{t_f * 1e3:.3f}",
-                             f"{gbs(t_f):.0f}", f"{gbs(t_copy):.0f}", f"{t_copy / t_f:.0%}", f"{t_fb * 1e3:.3f}",
-                             f"{3 * t_copy / t_fb:.0%}", f"{t_copyscan / t_f:.2f}x"])
+                rows.append(_cuda_row(bench, si, Bt, L, K, Du, N, dtype))
                 print("  " + " ".join(rows[-1]), flush=True)
     print(table(rows, ["stage", "Du", "L", "N", "dtype", "fwd ms", "fwd GB/s", "copy GB/s", "fwd vs copy",
                        "f+b ms", "f+b vs copy (moves 3x fwd bytes)", "gather+scan+scatter / fused"]))
-    # every registered scan against raster, stage 1 shapes
-    import scans
-
+    # every registered scan against raster, per path, stage-1 shapes
     Du, L = STAGES[0]
-    side = int(L ** 0.5)
     rows = []
     for N in (1, 16):
-        t = make_scan_inputs(Bt, L, K, Du, N, "cuda", torch.bfloat16)
+        u = make_scan_inputs(Bt, L, 1, Du, N, "cuda", torch.bfloat16)["u"]
         base = None
         for sname in ["raster"] + [s for s in scans.list_scans() if s != "raster"]:
-            sc = scans.get_scan("cross+hilbert" if sname == "combine" else sname)
-            order = sc.orders(side, side, device="cuda")
-            Kc = order.shape[0]
-            tk = make_scan_inputs(Bt, L, Kc, Du, N, "cuda", torch.bfloat16)
-            tk["u"] = t["u"]
-            ms = bench(lambda: selective_scan(**tk, order=order, merge="sum")) / Kc  # per path
-            base = base or ms
-            rows.append([sname, f"{N}", f"{Kc}", f"{ms * 1e3:.4f}", f"{ms / base:.2f}"])
+            spec = "cross+hilbert" if sname == "combine" else sname
+            Kc, sec = _cuda_scan_row(bench, spec, u, Bt, int(L ** 0.5), Du, N)
+            base = base or sec
+            rows.append([sname, f"{N}", f"{Kc}", f"{sec * 1e3:.4f}", f"{sec / base:.2f}"])
     print(table(rows, ["scan", "N", "K", "ms per path", "vs raster"]))
 
 

@@ -33,8 +33,11 @@ def make_inputs(Bt, L, K, Du, N, *, dtype=torch.float32, shared_u=True, has_D=Tr
         z=(r(Bt, L, Du) if shared_z else r(Bt, L, K, Du)) if has_z else None,
     )
     fp32_only = ("A", "D", "delta_bias")
-    return {k: None if v is None else v.to(device=device, dtype=torch.float32 if k in fp32_only and dtype != torch.float64
-                                                                else dtype) for k, v in t.items()}
+
+    def cast(k, v):
+        return v.to(device=device, dtype=torch.float32 if k in fp32_only and dtype != torch.float64 else dtype)
+
+    return {k: None if v is None else cast(k, v) for k, v in t.items()}
 
 
 def random_order(K, L, gen, ragged=False):
@@ -205,7 +208,10 @@ def gather_scan_scatter(inputs, order):
     out = torch.zeros(Bt, L, K, Du)
     for k in range(K):
         idx = order[k][order[k] >= 0].long()
-        sl = lambda t: None if t is None else (t[:, idx] if t.dim() == 3 else t[:, idx, k])  # noqa: E731
+
+        def sl(t, idx=idx, k=k):
+            return None if t is None else (t[:, idx] if t.dim() == 3 else t[:, idx, k])
+
         yk = selective_scan_ref(
             sl(u), delta[:, idx, k:k + 1], inputs["A"][k:k + 1], B[:, idx, k:k + 1], C[:, idx, k:k + 1],
             None if inputs["D"] is None else inputs["D"][k:k + 1],
