@@ -390,8 +390,9 @@ def _construct(name: str, kwargs: Dict[str, Any]) -> Scan:
         if unknown:
             raise ValueError(f"scan {name!r} got unknown argument(s) {unknown}; it accepts: "
                              f"{', '.join(accepted) if accepted else 'no arguments'}")
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         missing = [p.name for p in sig.parameters.values()
-                   if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in kwargs]
+                   if p.default is p.empty and p.kind in named and p.name not in kwargs]
         if missing:
             raise ValueError(f"scan {name!r} needs argument(s) {missing}, e.g. get_scan({name!r}, {missing[0]}=...)")
     scan = factory(**kwargs)
