@@ -599,7 +599,7 @@ default_cfgs = generate_default_cfgs({
     "mambavision_large3_512.in21k_ft_in1k": _cfg(
         input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=0.93, crop_mode="squash",
         origin_url=_HF + "MambaVision-L3-512-21K/resolve/main/mambavision_L3_21k_740m_512.pth.tar"),
-    "test_mambavision.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
+    "test_mambavision": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
 })
 
 

@@ -594,7 +594,7 @@ default_cfgs = generate_default_cfgs({
     "vim_tiny.in1k": _cfg(origin_url=_HF + "Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth"),
     "vim_small.in1k": _cfg(origin_url=_HF + "Vim-small-midclstok/resolve/main/vim_s_midclstok_80p5acc.pth"),
     "vim_base.in1k": _cfg(origin_url=_HF + "Vim-base-midclstok/resolve/main/vim_b_midclstok_81p9acc.pth"),
-    "test_vim.untrained": _cfg(input_size=(3, 32, 32), crop_pct=1.0),
+    "test_vim": _cfg(input_size=(3, 32, 32), crop_pct=1.0),
 })
 
 
