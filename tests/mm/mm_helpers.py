@@ -1,0 +1,25 @@
+"""Paths and a subprocess runner shared by the OpenMMLab tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+MM_TRAIN = ROOT / "tools" / "mm_train.py"
+MM_TEST = ROOT / "tools" / "mm_test.py"
+DET_SMOKE = CONFIGS / "detection" / "mask-rcnn_vmamba-test_fpn_shapes-smoke.py"
+SEG_SMOKE = CONFIGS / "segmentation" / "upernet_vmamba-test_shapes-smoke.py"
+
+
+def run_tool(script: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs ``python script args...`` (environment inherited, shapes folder included); stdout and stderr as text.
+
+    One OpenMP thread: the smoke models are tiny, and on a shared CPU two threads mostly wait for each other.
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run([sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
