@@ -312,14 +312,14 @@ def selective_scan(
         raise ValueError(f"selective_scan: backend='cpu' needs CPU tensors, got {u.device}")
     out_dtype = out_dtype or u.dtype
     Bt, L, K, Du = delta.shape
-    if backend == "ref":
-        return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
-                                  return_last_state)
     if Bt == 0 or L == 0:  # nothing to scan: every position gets 0 (and so does the state)
         y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
         y = y + 0 * (u.sum() + delta.sum() + A.sum() + B.sum() + C.sum())  # keep the graph for autograd
         last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)
         return (y, last) if return_last_state else y
+    if backend == "ref":
+        return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
+                                  return_last_state)
 
     ct = torch.float64 if u.dtype == torch.float64 else torch.float32
     shared_u = u.dim() == 3
