@@ -287,15 +287,18 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict | N
 
 
 class Logger:
-    """Prints on rank 0 (through tqdm when a bar is showing) and appends to the run's log.txt."""
+    """Prints on rank 0 (through tqdm when a bar is showing) and appends to the run's log.txt once it is open."""
 
     def __init__(self, info: DistInfo):
         self.info = info
         self.file = None
         self.bar = None
+        self.pending: list[str] = []  # lines printed before the run folder existed
 
     def open(self, path: Path) -> None:
         self.file = open(path, "a", encoding="utf-8")
+        self.file.writelines(line + "\n" for line in self.pending)
+        self.pending = []
 
     def __call__(self, message: str) -> None:
         if not self.info.is_primary:
@@ -307,6 +310,8 @@ class Logger:
         if self.file is not None:
             self.file.write(message + "\n")
             self.file.flush()
+        else:
+            self.pending.append(message)
 
 
 def make_bar(total: int, desc: str, mode: str, info: DistInfo):
