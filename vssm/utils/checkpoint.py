@@ -84,7 +84,9 @@ def _first_line(e: BaseException) -> str:
 
 def to_primitive(value: Any) -> Any:
     """Converts ``value`` to what ``weights_only`` loading accepts: tensors, numbers, str, None, lists and dicts."""
-    if isinstance(value, (bool, int, float, str, type(None), torch.Tensor)):
+    if isinstance(value, str):  # plain str: subclasses such as torch.__version__ (TorchVersion) would pickle as such
+        return str(value)
+    if isinstance(value, (bool, int, float, type(None), torch.Tensor)):
         return value
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
