@@ -324,18 +324,22 @@ def make_bar(total: int, desc: str, mode: str, info: DistInfo):
     return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr)
 
 
-def fingerprint(module: nn.Module) -> torch.Tensor:
-    """Sum and sum of squares of every parameter and buffer, in float64: equal on ranks that hold equal weights."""
+def fingerprint(module: nn.Module, buffers: bool = True) -> torch.Tensor:
+    """Sum and sum of squares of every parameter (and buffer), in float64: equal on ranks that hold equal weights."""
     values = []
-    for t in list(module.parameters()) + list(module.buffers()):
+    for t in list(module.parameters()) + (list(module.buffers()) if buffers else []):
         t = t.detach().double()
         values.append(torch.stack([t.sum(), (t * t).sum()]))
     return torch.cat(values) if values else torch.zeros(1, dtype=torch.float64)
 
 
-def ranks_in_sync(module: nn.Module, info: DistInfo) -> tuple[bool, float]:
-    """Whether every rank holds bit-identical parameters and buffers (compared through ``fingerprint``)."""
-    mine = fingerprint(module).to(info.device)
+def ranks_in_sync(module: nn.Module, info: DistInfo, buffers: bool = True) -> tuple[bool, float]:
+    """Whether every rank holds bit-identical parameters (and buffers), compared through ``fingerprint``.
+
+    Between updates, BatchNorm running statistics are legitimately per rank (each rank normalises its own batches);
+    ``--dist-bn`` makes them equal at the end of each epoch, so compare buffers only after that.
+    """
+    mine = fingerprint(module, buffers).to(info.device)
     gathered = [torch.empty_like(mine) for _ in range(info.world_size)]
     dist.all_gather(gathered, mine)
     diff = max((g - gathered[0]).abs().max().item() for g in gathered)
@@ -716,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def check_sync() -> None:
         if info.distributed:
-            same, diff = ranks_in_sync(model, info)
+            same, diff = ranks_in_sync(model, info, buffers=False)
             log(f"Sync: parameters identical on all {info.world_size} ranks after the first update" if same else
                 f"WARNING: ranks out of sync after the first update (max fingerprint difference {diff:.3g})")
 
@@ -753,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             best = (metric, epoch + 1)
 
         if info.distributed:
-            same, diff = ranks_in_sync(model, info)
+            same, diff = ranks_in_sync(model, info, buffers=bool(args.dist_bn))
             if not same:
                 log(f"WARNING: ranks out of sync after epoch {epoch + 1} (max fingerprint difference {diff:.3g})")
         rng = get_rng_state()
@@ -778,7 +782,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 history=history, rng=rng_all, world_size=info.world_size,
                 data=dict(seed=args.seed, epoch=epoch + 1, data_dir=data_dir, data_config=to_primitive(data_config)),
                 args=to_primitive(format_args(args)),
-                versions=dict(torch=torch.__version__, timm=timm.__version__, vssm=vssm.__version__),
+                versions=to_primitive(dict(torch=torch.__version__, timm=timm.__version__, vssm=vssm.__version__)),
             )
             keeper.save(state, epoch + 1, is_best, history)
             log(f"Checkpoint: epoch {epoch + 1} saved to {run_dir / 'last.pth'}"
