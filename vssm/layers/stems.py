@@ -6,13 +6,60 @@ downsample ``v1`` (Swin patch merging), ``v2`` (2x2 stride-2 conv), ``v3`` (3x3 
 """
 from __future__ import annotations
 
-from typing import Callable, Type
+from typing import Any, Callable, Type
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["PatchEmbedStem", "ConvStem", "PatchMerging", "ConvDownsample", "create_stem", "create_downsample"]
+__all__ = ["PatchEmbedStem", "ConvStem", "PatchMerging", "ConvDownsample", "create_stem", "create_downsample",
+           "check_image_input"]
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def check_image_input(model: nn.Module, x: Any, in_chans: int, stem: nn.Module) -> None:
+    """Checks the images given to a model, before anything runs on them.
+
+    Errors read ``<Model>: x: got <value>; allowed: <what>``: a tensor of shape ``(B, in_chans, H, W)``, ``H`` and
+    ``W`` at least the stem's ``min_input_size`` (1 unless set), on the stem's device, and of the stem's dtype (any
+    floating dtype under ``torch.autocast``, which casts it). An empty batch is fine.
+
+    Args:
+        model: The model (for its name in messages).
+        x: The input.
+        in_chans: Channels the model was built with.
+        stem: The first module the images meet.
+    """
+    name = type(model).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: x: got {type(x).__name__}; allowed: a (B, {in_chans}, H, W) torch.Tensor")
+    if x.ndim != 4 or x.shape[1] != in_chans:
+        got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
+        raise ValueError(f"{name} (in_chans={in_chans}): x: got {got} (shape {tuple(x.shape)}); allowed: "
+                         f"(B, {in_chans}, H, W) images")
+    min_size = getattr(stem, "min_input_size", 1)
+    if x.shape[2] < min_size or x.shape[3] < min_size:
+        why = f" (the stem's {min_size}x{min_size} patches)" if min_size > 1 else ""
+        raise ValueError(f"{name}: x: got a {x.shape[2]}x{x.shape[3]} image; allowed: height and width >= "
+                         f"{min_size}{why}")
+    ref = next(stem.parameters(), None)
+    if ref is None:
+        return
+    if x.device != ref.device:
+        raise ValueError(f"{name}: x: got device {x.device}; allowed: {ref.device}, the model's device "
+                         f"(x.to({str(ref.device)!r}))")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: x: got dtype {x.dtype}; allowed: {ref.dtype} (the model's dtype), e.g. "
+                        "x.float() / 255 for 8-bit images")
+    if x.dtype != ref.dtype and not _autocast_enabled(x.device.type):
+        raise TypeError(f"{name}: x: got dtype {x.dtype}; allowed: {ref.dtype} (the model's dtype), or any "
+                        "floating dtype under torch.autocast")
 
 
 class PatchEmbedStem(nn.Module):
@@ -31,6 +78,7 @@ class PatchEmbedStem(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, **dd)
         self.norm = norm_layer(embed_dim, **dd) if norm_layer else nn.Identity()
+        self.min_input_size = patch_size  # an unpadded conv: smaller images have no patch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x).permute(0, 2, 3, 1))  # (B, C, H, W) -> (B, H/p, W/p, D)

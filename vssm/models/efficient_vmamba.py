@@ -45,7 +45,7 @@ from kernels import selective_scan
 
 from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
 from ..layers.ss2d import SS2D, PathChannelAttention
-from ..layers.stems import PatchEmbedStem, PatchMerging
+from ..layers.stems import PatchEmbedStem, PatchMerging, check_image_input
 
 try:  # timm >= 1.0.9
     from timm.models import feature_take_indices
@@ -404,10 +404,7 @@ class EfficientVMamba(nn.Module):
         self.head.reset(num_classes, pool_type=global_pool)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
-            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
-                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+        check_image_input(self, x, self.in_chans, self.stem)
 
     def forward_intermediates(
             self,

@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
 from ..layers.mamba_mixer import MambaVisionMixer
+from ..layers.stems import check_image_input
 
 __all__ = ["MambaVision", "MambaVisionStage", "MambaVisionBlock", "ConvBlock", "checkpoint_filter_fn"]
 
@@ -399,10 +400,7 @@ class MambaVision(nn.Module):
         self.head.reset(num_classes, pool_type=global_pool)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
-            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
-                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+        check_image_input(self, x, self.in_chans, self.stem)
 
     def forward_intermediates(
             self,

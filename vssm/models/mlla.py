@@ -42,6 +42,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 
 from ..convert import CheckpointMismatchError, check_state_dict, rename_keys, unwrap_state_dict
 from ..layers.linear_attention import LinearAttention
+from ..layers.stems import check_image_input
 from ..layers.vss_block import Mlp
 
 try:  # timm >= 1.0.9
@@ -352,10 +353,7 @@ class MLLA(nn.Module):
         self.head.reset(num_classes, pool_type=global_pool)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
-            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
-                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+        check_image_input(self, x, self.in_chans, self.stem)
 
     def forward_intermediates(
             self,

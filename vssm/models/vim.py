@@ -39,6 +39,7 @@ from torch.utils.checkpoint import checkpoint
 from ..convert import check_state_dict, unwrap_state_dict
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
+from ..layers.stems import check_image_input
 
 __all__ = ["Vim", "VimBlock", "checkpoint_filter_fn", "vim_token_orders", "resample_vim_pos_embed"]
 
@@ -341,10 +342,7 @@ class Vim(nn.Module):
     # forward pieces
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
-            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
-                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+        check_image_input(self, x, self.in_chans, self.patch_embed)
 
     def _cls_index(self, H: int, W: int) -> Optional[int]:
         return H * W // 2 if self.cls_token is not None else None

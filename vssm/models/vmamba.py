@@ -45,6 +45,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 
 from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
 from ..layers import ConvStem, VSSBlock, create_downsample, create_stem
+from ..layers.stems import check_image_input
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
 
@@ -261,10 +262,7 @@ class VMamba(nn.Module):
         self.head.reset(num_classes, pool_type=global_pool)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            got = f"{x.shape[1]} channels" if x.ndim == 4 else f"a {x.ndim}-D tensor"
-            raise ValueError(f"{type(self).__name__} was built with in_chans={self.in_chans} and expects "
-                             f"(B, {self.in_chans}, H, W) images; got {got} (shape {tuple(x.shape)})")
+        check_image_input(self, x, self.in_chans, self.stem)
 
     def forward_intermediates(
             self,
