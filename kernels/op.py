@@ -106,7 +106,8 @@ def _check_order(order: torch.Tensor, K: int, L: int) -> None:
     _checked_meta[key] = meta
 
 
-def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
+def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus=True,
+                return_last_state=False, out_dtype=None):
     for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -128,6 +129,9 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
     for name, t in (("B", B), ("C", C)):
         if t.shape != (Bt, L, K, N):
             raise _shape_error(name, t, f"(Bt, L, K, N)=({Bt}, {L}, {K}, {N})")
+    for name, t in (("D", D), ("delta_bias", delta_bias), ("z", z)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"selective_scan: {name}: got {type(t).__name__}; allowed: a torch.Tensor or None")
     for name, t in (("D", D), ("delta_bias", delta_bias)):
         if t is not None:
             _check_float(name, t, (torch.float32, torch.float64))
@@ -137,6 +141,13 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend):
         _check_float("z", z)
         if z.shape not in (torch.Size((Bt, L, Du)), torch.Size((Bt, L, K, Du))):
             raise _shape_error("z", z, f"(Bt, L, Du)=({Bt}, {L}, {Du}) or (Bt, L, K, Du)=({Bt}, {L}, {K}, {Du})")
+    for name, flag in (("delta_softplus", delta_softplus), ("return_last_state", return_last_state)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"selective_scan: {name}: got {flag!r}; allowed: True or False")
+    if out_dtype is not None and out_dtype not in _FLOAT_DTYPES:
+        names = ", ".join(str(d).replace("torch.", "") for d in _FLOAT_DTYPES)
+        raise TypeError(f"selective_scan: out_dtype: got {out_dtype!r}; allowed: None (the dtype of u) or one of "
+                        f"{names}")
     if merge not in (None, "sum"):
         raise ValueError(f"selective_scan: merge={merge!r}, allowed are None and 'sum'")
     if backend is not None and backend not in BACKENDS:
@@ -303,8 +314,14 @@ def selective_scan(
     Returns:
         ``y`` or ``(y, last_state)`` when ``return_last_state``.
     """
-    _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend)
+    _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus, return_last_state,
+                out_dtype)
+    if backend is None and u.dtype == torch.float64 and u.device.type == "cuda":
+        backend = "ref"  # the Triton kernel computes in fp32; float64 asks for float64 math
     backend = backend or default_backend(u.device)
+    if backend == "triton" and torch.float64 in {t.dtype for t in (u, delta, B, C, z) if t is not None}:
+        raise TypeError("selective_scan: u/delta/B/C/z: got dtype float64 with backend='triton'; allowed: float16, "
+                        "bfloat16, float32 (the kernel computes in fp32), or backend='cpu' / 'ref' for float64")
     if backend == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(f"selective_scan: backend='triton' needs CUDA tensors (got {u.device}), "
                          "or TRITON_INTERPRET=1 set before kernels is imported")
@@ -312,7 +329,7 @@ def selective_scan(
         raise ValueError(f"selective_scan: backend='cpu' needs CPU tensors, got {u.device}")
     out_dtype = out_dtype or u.dtype
     Bt, L, K, Du = delta.shape
-    if Bt == 0 or L == 0:  # nothing to scan: every position gets 0 (and so does the state)
+    if delta.numel() == 0:  # no batch, position, path or channel: every output (and state) is 0
         y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
         y = y + 0 * (u.sum() + delta.sum() + A.sum() + B.sum() + C.sum())  # keep the graph for autograd
         last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)

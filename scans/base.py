@@ -164,7 +164,13 @@ def apply_variant(path_fn: Callable[[int, int], np.ndarray], H: int, W: int, var
 
 
 def _normalize_device(device: DeviceLike) -> torch.device:
-    dev = _CPU if device is None else torch.device(device)
+    try:
+        dev = _CPU if device is None else torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: got {device!r}; allowed: None (cpu), a torch.device or a device string such as "
+                         "'cpu', 'cuda:0', 'meta'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: got {device!r}; allowed: a device of this machine (CUDA is not available here)")
     if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
         dev = torch.device("cuda", torch.cuda.current_device())
     return dev

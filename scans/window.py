@@ -97,6 +97,9 @@ class LocalMambaScan(BaseScan):
     def __init__(self, directions: Union[str, Sequence[str]] = LOCALMAMBA_DIRECTIONS) -> None:
         if isinstance(directions, str):
             directions = (directions,)
+        if not isinstance(directions, Sequence):
+            raise ValueError(f"localmamba: directions: got {directions!r}; allowed: a direction name or a sequence of "
+                             f"them, e.g. {LOCALMAMBA_DIRECTIONS}")
         self.directions = tuple(directions)
         if not self.directions:
             raise ValueError(f"localmamba: directions must name at least one direction, e.g. {LOCALMAMBA_DIRECTIONS}")
