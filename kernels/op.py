@@ -154,10 +154,12 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delt
         close = difflib.get_close_matches(str(backend), BACKENDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"selective_scan: backend={backend!r}, allowed are {', '.join(BACKENDS)}{hint}")
-    devices = {t.device for t in (u, delta, A, B, C, D, delta_bias, z, order) if isinstance(t, torch.Tensor)}
-    if len(devices) > 1:
-        raise ValueError(f"selective_scan: inputs are on different devices {sorted(map(str, devices))}; "
-                         "move them to one device")
+    named = (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("delta_bias", delta_bias), ("z", z),
+             ("order", order))
+    for name, t in named:
+        if isinstance(t, torch.Tensor) and t.device != u.device:
+            raise ValueError(f"selective_scan: {name}: got device {t.device}; allowed: {u.device}, the device of u "
+                             "(every input on one device)")
     if order is not None:
         if not isinstance(order, torch.Tensor):
             raise TypeError("selective_scan: order must be a (K, T) integer tensor or None, "
@@ -331,7 +333,8 @@ def selective_scan(
     Bt, L, K, Du = delta.shape
     if delta.numel() == 0:  # no batch, position, path or channel: every output (and state) is 0
         y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
-        y = y + 0 * (u.sum() + delta.sum() + A.sum() + B.sum() + C.sum())  # keep the graph for autograd
+        given = [t.sum() for t in (u, delta, A, B, C, D, delta_bias, z) if t is not None]
+        y = y + 0 * sum(given)  # keep the graph: every input gets a (zero) gradient, as from a non-empty scan
         last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)
         return (y, last) if return_last_state else y
     if backend == "ref":
