@@ -328,7 +328,7 @@ class MambaVision(nn.Module):
         self.scans = resolve_scans(scan, list(depths))
 
         self.stem = Stem(in_chans, stem_dim, dims[0], **dd)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta device
         mixer_kwargs = dict(d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank)
         self.stages = nn.Sequential()
         self.feature_info = []

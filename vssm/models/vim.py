@@ -252,7 +252,7 @@ class Vim(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + int(class_token), embed_dim, **dd))
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()  # also under a meta device
         mixer_kwargs = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, divide_out=divide_out)
         self.layers = nn.ModuleList([
             VimBlock(embed_dim, num_paths=self.scans[i].K, drop_path=dpr[i], norm_eps=norm_eps,
