@@ -21,6 +21,8 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+    except RuntimeError:  # a device type without autocast (meta)
+        return False
 
 
 def check_image_input(model: nn.Module, x: Any, in_chans: int, stem: nn.Module) -> None:

@@ -383,7 +383,7 @@ class Vim(nn.Module):
         if self.cls_token is not None:
             m = H * W // 2
             x = torch.cat([x[:, :m], x[:, m + 1:]], dim=1)
-        return x.reshape(x.shape[0], H, W, -1).permute(0, 3, 1, 2)
+        return x.reshape(x.shape[0], H, W, x.shape[-1]).permute(0, 3, 1, 2)  # (an empty batch has no -1)
 
     def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
         w = getattr(self.norm, "weight", None)
