@@ -97,7 +97,7 @@ def _coerce(action: argparse.Action, value: Any, source: str) -> Any:
         if not isinstance(value, dict):
             raise UsageError(f"{source}: {action.dest} must be a mapping, got {value!r}")
         return value
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise UsageError(f"{source}: {action.dest} is a switch ({flag}) and takes true or false, got {value!r}")
         return value
@@ -124,6 +124,16 @@ def _coerce_one(action: argparse.Action, value: Any, flag: str, source: str) -> 
     return value
 
 
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Makes argparse's own errors (a bad value, a missing value, an unknown flag) one line on stderr and exit status
+    2, instead of the whole usage block before the message."""
+    def error(message: str) -> None:
+        parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
                       defaults: dict[str, Any] | None = None) -> argparse.Namespace:
     """Parses ``argv``; values from ``-c/--config FILE.yaml`` (and ``defaults``) replace the parser's defaults.
@@ -132,7 +142,8 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     the command line. YAML keys are argument names with ``_`` or ``-``; unknown keys and ill-typed values stop with
     a one-line error.
     """
-    pre = argparse.ArgumentParser(add_help=False)
+    one_line_errors(parser)
+    pre = one_line_errors(argparse.ArgumentParser(prog=parser.prog, add_help=False))
     pre.add_argument("-c", "--config", default="")
     known, _ = pre.parse_known_args(argv)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}

@@ -35,19 +35,21 @@ def digests(folder: Path) -> dict[str, str]:
 
 
 def test_default_run_learns(trained_run: Path):
+    """The default job (no --model: vmamba_micro on the shapes set), shortened through flags, learns."""
     rows = read_summary(trained_run)
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
     top1 = float(rows[-1]["eval_top1"])
     assert top1 >= 35.0, rows  # 8 classes: chance is 12.5 %
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     stdout = (trained_run / "stdout.txt").read_text()
     assert f"Final validation top-1 {top1:.2f}%" in stdout
-    assert "Train: 6 [" in stdout and "img/s" in stdout  # --log-interval lines
+    assert "Model: vmamba_micro (" in stdout
+    assert "Train: 10 [" in stdout and "img/s" in stdout  # --log-interval lines
     for name in ("last.pth", "best.pth", "args.yaml", "log.txt", "summary.csv", "summary.png"):
         assert (trained_run / name).is_file(), name
     assert (trained_run / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = torch.load(trained_run / "last.pth", weights_only=True)  # no allow-list needed
-    assert ckpt["epoch"] == 6 and ckpt["arch"] == "test_resnet"
+    assert ckpt["epoch"] == 10 and ckpt["arch"] == "vmamba_micro"
     assert {"state_dict", "optimizer", "scheduler", "rng", "history", "args"} <= set(ckpt)
     kept = {int(p.stem.split("-")[1]) for p in trained_run.glob("checkpoint-*.pth")}
     best3 = sorted(rows, key=lambda r: -float(r["eval_top1"]))[:3]  # --checkpoint-hist 3 keeps the 3 best
@@ -189,3 +191,79 @@ def test_unknown_scan_of_a_scan_model(tool_env, tmp_path):
         pytest.skip("no vmamba model registered yet")
     proc = run_tool(TRAIN, [*TINY, "--model", models[0], "--scan", "spiral"], tool_env, tmp_path)
     assert_one_line_error(proc, "--scan", "'spiral'")
+
+
+# A learning rate that makes plain SGD diverge within a few updates: a real non-finite loss, no injected fault.
+DIVERGE = ["--opt", "momentum", "--lr", "1e12", "--smoothing", "0", "--epochs", "1"]
+
+
+def test_nonfinite_loss_stops_naming_the_batch(tool_env, tmp_path):
+    proc = run_tool(TRAIN, [*TINY, *DIVERGE, "--output", str(tmp_path), "--experiment", "nan"], tool_env, tmp_path)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert line.startswith("train.py: error: loss is ") and "at epoch 1, batch " in line, line
+    batch = int(line.split("batch ")[1].split("/")[0])
+    assert batch >= 2  # the first batch trains on finite weights; the run stops at the first non-finite loss
+    # nothing trained on after it: no epoch finished, so no checkpoint was written
+    assert not (tmp_path / "nan" / "last.pth").exists()
+
+
+def test_nonfinite_loss_skip_drops_updates_and_says_so(tool_env, tmp_path):
+    proc = run_tool(TRAIN, [*TINY, *DIVERGE, "--nonfinite", "skip", "--output", str(tmp_path), "--experiment", "skip"],
+                    tool_env, tmp_path)
+    skips = [ln for ln in proc.stdout.splitlines() if ln.startswith("WARNING: non-finite loss")]
+    assert skips and all("update skipped (--nonfinite skip)" in ln for ln in skips), proc.stdout[-2000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = read_summary(tmp_path / "skip")[0]
+    assert int(float(row["skipped_updates"])) == len(skips)  # every skip is counted, none silently
+    assert math.isfinite(float(row["train_loss"]))  # the mean over the batches that were trained on
+    assert f"{len(skips)} update(s) skipped for a non-finite loss" in proc.stdout
+
+
+@pytest.mark.slow
+def test_ddp_one_rank_failing_brings_the_other_down(tool_env, tmp_path):
+    """Interrupt rank 1 mid-epoch (it raises KeyboardInterrupt): rank 0, blocked in a collective, must not hang."""
+    import os
+    import signal
+    import time
+
+    env = dict(tool_env, OMP_NUM_THREADS="1")
+    cmd = [*_torchrun(), "--standalone", "--nproc_per_node=2", str(TRAIN), *TINY, "--epochs", "50",
+           "--log-interval", "1", "--output", str(tmp_path), "--experiment", "fault"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # rank 0 logs; wait until both ranks are inside the training loop
+            if line.startswith("Train: 1 ["):
+                break
+        rank1 = _worker_with_rank(proc.pid, 1)
+        assert rank1 is not None, "rank 1 process not found"
+        os.kill(rank1, signal.SIGINT)
+        start = time.monotonic()
+        proc.wait(timeout=120)
+        elapsed = time.monotonic() - start
+        stderr = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert elapsed < 60, elapsed
+    assert "train.py: interrupted" in stderr, stderr[-3000:]
+
+
+def _worker_with_rank(parent: int, rank: int, timeout: float = 60) -> int | None:
+    """The pid of torchrun's worker process whose environment has RANK=rank."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                try:
+                    environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if f"RANK={rank}".encode() in environ:
+                    return int(child)
+        time.sleep(0.2)
+    return None

@@ -19,7 +19,7 @@ def test_own_checkpoint_needs_only_its_path(trained_run, tool_env, tmp_path):
     results, _ = _validate(["--checkpoint", str(trained_run / "best.pth")], tool_env, tmp_path)
     ckpt = torch.load(trained_run / "best.pth", weights_only=True)
     best = next(h for h in ckpt["history"] if h["epoch"] == ckpt["best_epoch"])
-    assert results["model"] == "test_resnet" and results["count"] == 80
+    assert results["model"] == "vmamba_micro" and results["count"] == 160
     assert abs(results["top1"] - best["eval_top1"]) < 1e-6  # same weights, same preprocessing, same images
     assert abs(results["loss"] - best["eval_loss"]) < 1e-4
     assert results["img_per_s"] > 0
@@ -31,7 +31,7 @@ def test_foreign_checkpoint_goes_through_the_model_filter(trained_run, tool_env,
     torch.save({"model": ckpt["state_dict"]}, release)  # the layout of official releases
     data_dir = ckpt["data"]["data_dir"]
     ours, _ = _validate(["--checkpoint", str(trained_run / "best.pth")], tool_env, tmp_path, "ours.json")
-    theirs, proc = _validate(["--model", "test_resnet", "--checkpoint", str(release), "--data-dir", data_dir,
+    theirs, proc = _validate(["--model", "vmamba_micro", "--checkpoint", str(release), "--data-dir", data_dir,
                               "--img-size", "32", "--crop-pct", "1.0"], tool_env, tmp_path, "theirs.json")
     assert "checkpoint filter" in proc.stdout
     assert theirs["top1"] == ours["top1"] and abs(theirs["loss"] - ours["loss"]) < 1e-5

@@ -624,12 +624,12 @@ def localvmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
 
 @register_model
 def vmamba_micro(pretrained: bool = False, **kwargs: Any) -> VMamba:
-    """A small real VMamba for CPU training on 64x64 images (about 0.3M parameters).
+    """A small real VMamba for CPU training on small images (0.73M parameters at 8 classes; tools/train.py's default).
 
-    The v2 recipe (d_state 1, ssm_ratio 1, MLP 2, conv stem, 3x3 downsample) with dims (32, 48, 64, 64) and depths
-    (1, 1, 2, 1): feature maps of 16, 8, 4, 2 pixels at 64x64.
+    The v2 recipe (d_state 1, ssm_ratio 1, MLP 2, conv stem, 3x3 downsample) with dims (48, 96, 128, 128) and depths
+    (1, 1, 2, 1): feature maps of 8, 4, 2, 1 pixels at 32x32 and 16, 8, 4, 2 at 64x64.
     """
-    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(32, 48, 64, 64), ssm_ratio=1.0, mlp_ratio=2.0)
+    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(48, 96, 128, 128), ssm_ratio=1.0, mlp_ratio=2.0)
     return _create_vmamba("vmamba_micro", pretrained, **args)
 
 
