@@ -1,11 +1,12 @@
 """OpenMMLab backbones: the timm models of vssm as mmdet / mmseg backbones.
 
-One adapter class per model family (:class:`VMambaBackbone`, :class:`LocalVMambaBackbone`), all thin subclasses of
-:class:`TimmBackbone`, which builds the family's timm model with ``features_only=True`` and adds what dense
-prediction configs expect of a backbone: a tuple of NCHW maps with one LayerNorm per output index (``outnorm{i}``,
-named as in the official VMamba detection / segmentation backbone so its checkpoints load), ``frozen_stages``,
-``norm_eval``, ``with_cp`` and strict ``init_cfg=dict(type='Pretrained', ...)`` loading. The networks themselves live
-in ``vssm.models``; nothing here changes what they compute.
+One adapter class per model family (:class:`VMambaBackbone`, :class:`LocalVMambaBackbone`, :class:`VimBackbone`,
+:class:`MambaVisionBackbone`, :class:`MLLABackbone`, :class:`EfficientVMambaBackbone`, :class:`MSVMambaBackbone`), all
+thin subclasses of :class:`TimmBackbone`, which builds the family's timm model with ``features_only=True`` and adds
+what dense prediction configs expect of a backbone: a tuple of NCHW maps with one LayerNorm per output index
+(``outnorm{i}``, named as in the official VMamba detection / segmentation backbone so its checkpoints load),
+``frozen_stages``, ``norm_eval``, ``with_cp`` and strict ``init_cfg=dict(type='Pretrained', ...)`` loading. The
+networks themselves live in ``vssm.models``; nothing here changes what they compute.
 
 Importing this module registers the backbones in mmengine's root ``MODELS`` registry and in the ``MODELS`` registries
 of mmdet and mmseg, each when it can be imported, so either library finds them from a config with::
@@ -14,7 +15,9 @@ of mmdet and mmseg, each when it can be imported, so either library finds them f
     model = dict(backbone=dict(type='VMambaBackbone', arch='tiny', ...))
 
 Adding a family takes a subclass that names its ``family``, its aliases (``arch_zoo``), the pattern of its timm
-entrypoints (``model_pattern``) and, when its checkpoints carry classifier keys under other names, ``head_keys``.
+entrypoints (``model_pattern``) and, when its checkpoints carry classifier keys under other names, ``head_keys``;
+``fixed_kwargs`` / ``out_norm_keys`` / ``init_keys`` and the ``_stage_groups`` hook cover the rest (see
+:class:`VimBackbone` for a plain, single-resolution family).
 """
 from __future__ import annotations
 
@@ -34,14 +37,24 @@ from timm.layers import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .convert import CheckpointMismatchError, unwrap_state_dict
+from .models import efficient_vmamba as _efficient_vmamba
+from .models import mambavision as _mambavision
+from .models import mlla as _mlla
+from .models import msvmamba as _msvmamba
+from .models import vim as _vim
 from .models import vmamba as _vmamba
 from .utils.checkpoint import CheckpointError, load_safe
 
 __all__ = [
+    "EfficientVMambaBackbone",
     "LocalVMambaBackbone",
+    "MLLABackbone",
+    "MSVMambaBackbone",
+    "MambaVisionBackbone",
     "REGISTRIES",
     "TimmBackbone",
     "VMambaBackbone",
+    "VimBackbone",
     "allow_mmengine_checkpoints",
     "register_backbone",
 ]
@@ -86,6 +99,12 @@ class TimmBackbone(BaseModule):
             layout the family's converter reads); they have no place in a backbone and are skipped when loading.
         checkpoint_filter_fn (callable | None): ``fn(state_dict, model)`` converting official checkpoints; ``None``
             uses the ``checkpoint_filter_fn`` of the model's own module (timm's convention), if any.
+        fixed_kwargs (dict): Model keyword arguments the adapter always sets (a dict ``arch`` may not set them), e.g.
+            Vim's ``pyramid=True``; subclasses that compute them override :meth:`_fixed_model_kwargs`.
+        out_norm_keys (str): Regex matching checkpoint keys of the out norms, with two groups (output index,
+            parameter): they load into ``outnorm{index}.{parameter}``. Default: ``outnorm{i}.*`` only.
+        init_keys (str | None): Regex of model keys that keep their initialisation when a checkpoint holds none of
+            them (parts of the dense-prediction model that classification checkpoints lack, e.g. Vim's pyramid).
 
     Args:
         arch (str | dict): A timm entrypoint of the family (``'vmamba_tiny'``), an alias from ``arch_zoo``
@@ -113,6 +132,9 @@ class TimmBackbone(BaseModule):
     model_pattern: str = r"$^"
     head_keys: str = r"^(norm|head)\."
     checkpoint_filter_fn: Callable[..., Dict[str, torch.Tensor]] | None = None
+    fixed_kwargs: Dict[str, Any] = {}
+    out_norm_keys: str = r"^outnorm(\d+)\.(.+)$"
+    init_keys: str | None = None
 
     def __init__(
             self,
@@ -131,6 +153,7 @@ class TimmBackbone(BaseModule):
         if scan is not None:
             self.model_kwargs["scan"] = scan
         self.model_kwargs["drop_path_rate"] = float(drop_path_rate)
+        self.model_kwargs.update(self._fixed_model_kwargs())
 
         num_stages = len(self._reference_model().feature_info)
         if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices) or not out_indices:
@@ -179,10 +202,10 @@ class TimmBackbone(BaseModule):
             kwargs = dict(arch)
             name = kwargs.pop("base", cls.default_arch)
             reserved = sorted(set(kwargs) & {"features_only", "out_indices", "pretrained", "scan",
-                                             "drop_path_rate"})
+                                             "drop_path_rate", *cls.fixed_kwargs})
             if reserved:
                 raise ValueError(f"{cls.__name__}: arch dict may not set {reserved}; these are arguments of the "
-                                 "backbone itself")
+                                 "backbone itself or set by it")
         if isinstance(name, str):
             name = cls.arch_zoo.get(name, name)
             if re.search(cls.model_pattern, name) and name in timm.list_models(name):
@@ -207,6 +230,10 @@ class TimmBackbone(BaseModule):
                 raise ValueError(f"{cls.__name__}: init_cfg={cfg!r} needs a 'checkpoint' and takes only "
                                  f"{', '.join(_INIT_CFG_KEYS)}" + (f" (unknown: {unknown})" if unknown else ""))
 
+    def _fixed_model_kwargs(self) -> Dict[str, Any]:
+        """Model kwargs the adapter sets whatever ``arch`` says (``fixed_kwargs`` unless a subclass computes them)."""
+        return dict(self.fixed_kwargs)
+
     def _reference_model(self) -> nn.Module:
         """The full model of this configuration on the meta device (shapes and key names, no memory)."""
         with torch.device("meta"):
@@ -230,25 +257,29 @@ class TimmBackbone(BaseModule):
         feats = self.body(x)
         return tuple(getattr(self, f"outnorm{i}")(f).contiguous() for i, f in zip(self.out_indices, feats))
 
-    def _stage_modules(self) -> List[nn.Module]:
-        """The stage modules, in order (from the model's ``feature_info``); the rest of the model is the stem."""
+    def _stage_groups(self) -> List[List[nn.Module]]:
+        """The modules of each stage, in order; ``frozen_stages=k`` freezes the first ``k`` groups.
+
+        Default: one stage module per entry of the model's ``feature_info`` (stages pruned away after the last
+        output index are left out). Plain models override this (see :class:`VimBackbone`).
+        """
         model = self.body.model
-        return [model.get_submodule(info["module"]) for info in self.body.feature_info.info
+        return [[model.get_submodule(info["module"])] for info in self.body.feature_info.info
                 if _has_submodule(model, info["module"])]
 
     def _stem_modules(self) -> List[nn.Module]:
-        """Top-level modules of the model that hold no stage (stem, position embeddings...)."""
-        stage_names = [info["module"] for info in self.body.feature_info.info]
-        return [m for name, m in self.body.model.named_children()
-                if not any(s == name or s.startswith(name + ".") for s in stage_names)]
+        """Top-level modules of the model that hold no stage module (stem, position embeddings, final norm...)."""
+        in_stages = {id(m) for group in self._stage_groups() for stage in group for m in stage.modules()}
+        return [child for child in self.body.model.children()
+                if not any(id(m) in in_stages for m in child.modules())]
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages < 0:
             return
         frozen: List[nn.Module] = list(self._stem_modules())
-        stages = self._stage_modules()
+        groups = self._stage_groups()
         for i in range(self.frozen_stages):
-            frozen.append(stages[i])
+            frozen.extend(groups[i])
             if i in self.out_indices:
                 frozen.append(getattr(self, f"outnorm{i}"))
         for module in frozen:
@@ -302,7 +333,8 @@ class TimmBackbone(BaseModule):
 
         Skipped, and logged: the classifier head and final norm (``head_keys``), the stages after the last output
         index and the out norms of stages that are not outputs. A checkpoint without out norms (a classification
-        one) leaves them at their initialisation (weight 1, bias 0).
+        one) leaves them at their initialisation (weight 1, bias 0); one without any of the ``init_keys`` (e.g. Vim's
+        feature pyramid) leaves those at theirs. Out norms are read under the names ``out_norm_keys`` matches.
 
         Args:
             checkpoint (str | dict): Path (``.pth`` / ``.safetensors``), URL, or an already loaded checkpoint.
@@ -331,22 +363,33 @@ class TimmBackbone(BaseModule):
         if any(k.startswith("body.model.") for k in sd):  # this adapter's own layout
             sd = {k[len("body.model."):] if k.startswith("body.model.") else k: v for k, v in sd.items()}
 
-        out_sd = {k: v for k, v in sd.items() if re.match(r"^outnorm\d+\.", k)}
-        head = sorted(k for k in sd if k not in out_sd and re.search(self.head_keys, k))
-        model_sd = {k: v for k, v in sd.items() if k not in out_sd and k not in head}
+        out_sd: Dict[str, torch.Tensor] = {}
+        for k, v in sd.items():
+            m = re.match(self.out_norm_keys, k)
+            if m:
+                out_sd[f"outnorm{m[1]}.{m[2]}"] = v
+        out_names = {k for k in sd if re.match(self.out_norm_keys, k)}
+        head = sorted(k for k in sd if k not in out_names and re.search(self.head_keys, k))
+        model_sd = {k: v for k, v in sd.items() if k not in out_names and k not in head}
 
         ref = self._reference_model()
         ref.prune_intermediate_layers(list(range(self.num_stages)), prune_norm=True, prune_head=True)
+        ref_sd = ref.state_dict()
+        keep_init = bool(self.init_keys) and not any(re.search(self.init_keys, k) for k in model_sd)
         filter_fn = self.checkpoint_filter_fn or getattr(
             importlib.import_module(type(self.body.model).__module__), "checkpoint_filter_fn", None)
         try:
             if filter_fn is not None:
                 model_sd = filter_fn(model_sd, ref)
-            _check_keys(model_sd, ref.state_dict(), f"{self.family} checkpoint")
+            if keep_init:  # placeholders for the check; replaced by the backbone's own tensors below
+                model_sd.update({k: v for k, v in ref_sd.items() if re.search(self.init_keys, k)})
+            _check_keys(model_sd, ref_sd, f"{self.family} checkpoint")
         except CheckpointMismatchError as e:
             raise CheckpointMismatchError(f"{name}({self.model_name}): {where}: {e}") from e
 
         target = self.body.model.state_dict()
+        kept = sorted(k for k in model_sd if keep_init and re.search(self.init_keys, k) and k in target)
+        model_sd.update({k: target[k] for k in kept})
         pruned = sorted(k for k in model_sd if k not in target)
         self.body.model.load_state_dict({k: v for k, v in model_sd.items() if k in target}, strict=True)
 
@@ -363,6 +406,8 @@ class TimmBackbone(BaseModule):
                     {p: norms_sd[f"outnorm{i}.{p}"] for p in ("weight", "bias")}, strict=True)
         msg = f"{name}: loaded {len(target)} model tensors from {where}"
         msg += f" and {len(wanted)} out-norm tensors" if out_sd else "; no out norms in it (they keep weight 1, bias 0)"
+        if kept:
+            msg += f"; {len(kept)} tensors not in it keep their initialisation: {_summary(kept)}"
         skipped = head + pruned + unused_norms
         if skipped:
             msg += f"; skipped {len(skipped)} keys not part of this backbone: {_summary(skipped)}"
@@ -520,3 +565,132 @@ class LocalVMambaBackbone(TimmBackbone):
     model_pattern = r"^(test_)?localvmamba(_.+)?$"
     head_keys = r"^(classifier|norm|head)\."
     checkpoint_filter_fn = staticmethod(_vmamba.checkpoint_filter_fn)
+
+
+@register_backbone
+class VimBackbone(TimmBackbone):
+    """Vision Mamba (Vim), a plain single-resolution model, for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``tiny`` / ``small`` / ``base`` (the published Vim-Ti / -S / -B, middle class token) and ``test``.
+
+    Vim has one resolution (the patch grid), so the adapter always builds the model's ViTDet-style simple feature
+    pyramid (``pyramid=True``) with scales chosen from the patch size so that the four levels have strides 4, 8, 16
+    and 32 (``(4, 2, 1, 1/2)`` for patch 16, ``(2, 1, 1/2, 1/4)`` for the patch-8 ``test`` model); ``pyramid`` and
+    ``pyramid_scales`` are therefore not ``arch`` keys. Level ``i`` reads the output of layer ``pyramid_layers[i]``
+    (default: the last layer of each quarter of the depth, as Vim's UperNet backbone; ``arch=dict(base='tiny',
+    pyramid_layers=(23, 23, 23, 23))`` gives ViTDet's pyramid from the last layer). Any input size works: the image is
+    zero-padded to a multiple of the patch and the position embedding resampled to the actual grid, so level ``i``
+    is ``ceil(H / patch) * patch / stride_i`` high (max pooling rounds up).
+
+    ``frozen_stages`` counts pyramid levels: ``0`` freezes the patch embedding, position embedding and class token;
+    ``k`` also the layers up to ``pyramid_layers[k - 1]`` with pyramid levels ``0..k-1`` and their out norms (with the
+    default layers of Vim-Ti: ``1`` freezes layers 0-5, ``2`` layers 0-11, ``3`` layers 0-17, ``4`` all 24).
+
+    Checkpoints: a classification checkpoint (ours or the official ``norm_f`` / per-direction layout) has no pyramid;
+    the pyramid then keeps its initialisation. The position embedding is resampled to the model's ``img_size``.
+    """
+
+    family = "Vim"
+    arch_zoo = {"tiny": "vim_tiny", "small": "vim_small", "base": "vim_base", "test": "test_vim"}
+    model_pattern = r"^(vim_.+|test_vim)$"
+    # ours: ``norm`` / ``head``; official: ``norm_f`` / ``head``
+    head_keys = r"^(norm|norm_f|head)\."
+    checkpoint_filter_fn = staticmethod(_vim.checkpoint_filter_fn)
+    fixed_kwargs = {"pyramid": True, "pyramid_scales": None}
+    init_keys = r"^pyramid\."
+
+    def _fixed_model_kwargs(self) -> Dict[str, Any]:
+        kwargs = {k: v for k, v in self.model_kwargs.items() if k not in self.fixed_kwargs}
+        with torch.device("meta"):
+            plain = timm.create_model(self.model_name, pretrained=False, **kwargs)
+        patch = int(plain.patch_embed.patch_size[0])
+        return {"pyramid": True, "pyramid_scales": tuple(patch / stride for stride in (4, 8, 16, 32))}
+
+    def _stage_groups(self) -> List[List[nn.Module]]:
+        """Stage ``i``: the layers after the previous level's up to ``pyramid_layers[i]``, and pyramid level ``i``."""
+        model = self.body.model
+        groups: List[List[nn.Module]] = []
+        prev = -1
+        for i, last in enumerate(model.pyramid_layers):
+            layers = [model.layers[j] for j in range(prev + 1, last + 1) if j < len(model.layers)]
+            groups.append(layers + [model.pyramid.levels[i]])
+            prev = max(prev, last)
+        return groups
+
+
+@register_backbone
+class MambaVisionBackbone(TimmBackbone):
+    """MambaVision (hybrid conv / Mamba / attention) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``tiny``, ``tiny2``, ``small``, ``base``, ``large``, ``large2``, ``large2_512``, ``large3_256``,
+    ``large3_512`` and ``test``.
+
+    Stages 3-4 mix inside non-overlapping windows. Maps the window does not divide are zero-padded at the bottom /
+    right and cropped back after the stage, as the official classification and dense-prediction code do (the padding
+    tokens take part in the mixing); so any input size works. The official detection / segmentation recipes enlarge
+    the windows of stages 3-4 (``(8, 8, 112, 56)`` for Cascade Mask R-CNN, ``(8, 8, 64, 32)`` for UperNet at 512x512):
+    ``arch=dict(base='tiny', window_size=(8, 8, 64, 32))``. Window sizes hold no weights, so ImageNet checkpoints
+    load unchanged. The official dense backbones' ``outnorm{i}`` (LayerNorm over channels) load into the out norms.
+    """
+
+    family = "MambaVision"
+    arch_zoo = {
+        **{v: f"mambavision_{v}" for v in ("tiny", "tiny2", "small", "base", "large", "large2", "large2_512",
+                                            "large3_256", "large3_512")},
+        "test": "test_mambavision",
+    }
+    model_pattern = r"^(mambavision_.+|test_mambavision)$"
+    # ours and official: ``norm`` (BatchNorm) / ``head``; the Hugging Face port prefixes ``model.``
+    head_keys = r"^(model\.)?(norm|head)\."
+    checkpoint_filter_fn = staticmethod(_mambavision.checkpoint_filter_fn)
+
+
+@register_backbone
+class MLLABackbone(TimmBackbone):
+    """MLLA (Mamba-like linear attention) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``tiny``, ``small``, ``base``, ``test``. The official detection / segmentation backbones name their out
+    norms ``norm{i}`` (LayerNorm); those checkpoints (``prefix='backbone.'``) load into ``outnorm{i}``.
+    """
+
+    family = "MLLA"
+    arch_zoo = {"tiny": "mlla_tiny", "small": "mlla_small", "base": "mlla_base", "test": "test_mlla"}
+    model_pattern = r"^(mlla_.+|test_mlla)$"
+    head_keys = r"^(norm|head)\."  # ours and official alike (``norm.`` is the final norm; ``norm{i}.`` out norms)
+    checkpoint_filter_fn = staticmethod(_mlla.checkpoint_filter_fn)
+    out_norm_keys = r"^(?:out)?norm(\d+)\.(.+)$"
+
+
+@register_backbone
+class EfficientVMambaBackbone(TimmBackbone):
+    """EfficientVMamba (atrous-scan EVSS + inverted-residual stages) for mmdet / mmseg; arguments as
+    :class:`TimmBackbone`.
+
+    Aliases: ``tiny``, ``small``, ``base``, ``test``. Odd maps are zero-padded before the atrous scan as in the
+    official code (the model's ``atrous_padding=True``).
+    """
+
+    family = "EfficientVMamba"
+    arch_zoo = {"tiny": "efficient_vmamba_tiny", "small": "efficient_vmamba_small", "base": "efficient_vmamba_base",
+                "test": "test_efficient_vmamba"}
+    model_pattern = r"^(efficient_vmamba_.+|test_efficient_vmamba)$"
+    # ours: ``norm`` / ``head``; official: ``classifier.norm`` / ``classifier.head``
+    head_keys = r"^(classifier|norm|head)\."
+    checkpoint_filter_fn = staticmethod(_efficient_vmamba.checkpoint_filter_fn)
+
+
+@register_backbone
+class MSVMambaBackbone(TimmBackbone):
+    """MSVMamba (multi-scale VMamba, v1) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``nano``, ``micro``, ``tiny``, ``test``. ``scan`` takes ``'multiscale'`` or its dict form only (the
+    mixer needs a full- plus half-resolution scan).
+    """
+
+    family = "MSVMamba"
+    arch_zoo = {"nano": "msvmamba_nano", "micro": "msvmamba_micro", "tiny": "msvmamba_tiny", "test": "test_msvmamba"}
+    default_arch = "tiny"
+    model_pattern = r"^(msvmamba_.+|test_msvmamba)$"
+    # ours: ``norm`` / ``head``; official (VMamba layout): ``classifier.norm`` / ``classifier.head``
+    head_keys = r"^(classifier|norm|head)\."
+    checkpoint_filter_fn = staticmethod(_msvmamba.checkpoint_filter_fn)

@@ -13,6 +13,20 @@ MM_TEST = ROOT / "tools" / "mm_test.py"
 DET_SMOKE = CONFIGS / "detection" / "mask-rcnn_vmamba-test_fpn_shapes-smoke.py"
 SEG_SMOKE = CONFIGS / "segmentation" / "upernet_vmamba-test_shapes-smoke.py"
 
+# The smoke configs of the other families (the same shapes data, each family's own detector / segmentor recipe)
+FAMILY_SMOKES = [
+    CONFIGS / "detection" / "cascade-mask-rcnn_vim-test_simple-fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "cascade-mask-rcnn_mambavision-test_fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "mask-rcnn_mlla-test_fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "retinanet_efficient-vmamba-test_fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "mask-rcnn_msvmamba-test_fpn_shapes-smoke.py",
+    CONFIGS / "segmentation" / "upernet_vim-test_shapes-smoke.py",
+    CONFIGS / "segmentation" / "upernet_mambavision-test_shapes-smoke.py",
+    CONFIGS / "segmentation" / "upernet_mlla-test_shapes-smoke.py",
+    CONFIGS / "segmentation" / "upernet_efficient-vmamba-test_shapes-smoke.py",
+    CONFIGS / "segmentation" / "upernet_msvmamba-test_shapes-smoke.py",
+]
+
 
 def run_tool(script: Path, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs ``python script args...`` (environment inherited, shapes folder included); stdout and stderr as text.

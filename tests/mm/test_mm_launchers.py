@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from mm_helpers import DET_SMOKE, MM_TEST, MM_TRAIN, ROOT, SEG_SMOKE, run_tool
+from mm_helpers import DET_SMOKE, FAMILY_SMOKES, MM_TEST, MM_TRAIN, ROOT, SEG_SMOKE, run_tool
 
 from vssm.mm import allow_mmengine_checkpoints
 
@@ -81,6 +81,33 @@ def test_segmentation_smoke_train_resume_evaluate(tmp_path):
     assert re.search(r"mIoU: [\d.]+", out) and "| background |" in out
     print(re.findall(r"aAcc: [\d.]+ +mIoU: [\d.]+", out))
     assert (work / "iter_4.pth").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", FAMILY_SMOKES, ids=lambda p: p.parent.name[:3] + "-" + p.name.split("_")[1][:-5])
+def test_family_smoke_train_resume_evaluate(config, tmp_path):
+    """Every other family's smoke config through tools/mm_train.py in this process (the fresh-process resume and the
+    checkpoint allow-list are proved above on VMamba): half the schedule, then ``--resume`` of the latest checkpoint
+    for the rest and the evaluation."""
+    mm_train = _load_tool(MM_TRAIN)
+    work = tmp_path / "work"
+    det = config.parent.name == "detection"
+    first = ["train_cfg.max_epochs=1", "train_cfg.val_interval=2"] if det else ["train_cfg.max_iters=2"]
+    assert mm_train.main([str(config), "--work-dir", str(work), "--cfg-options", *first]) == 0
+    assert (work / ("epoch_1.pth" if det else "iter_2.pth")).is_file()
+    assert mm_train.main([str(config), "--work-dir", str(work), "--resume"]) == 0
+    log = sorted(work.glob("*/*.log"))[-1].read_text()  # the resumed run's
+    assert re.search(r"Auto resumed from the latest checkpoint .*(epoch_1|iter_2)\.pth", log)
+    if det:
+        assert "resumed epoch: 1, iter: 2" in log and "Epoch(train) [2][2/2]" in log and "Epoch(train) [1]" not in log
+        metrics = ["coco/bbox_mAP: "] + ([] if "retinanet" in config.name else ["coco/segm_mAP: "])
+        assert all(re.search(re.escape(m) + r"[\d.]+", log) for m in metrics), metrics
+        assert (work / "epoch_2.pth").is_file()
+    else:
+        assert "resumed epoch: 0, iter: 2" in log and "Iter(train) [4/4]" in log and "Iter(train) [2/4]" not in log
+        assert re.search(r"mIoU: [\d.]+", log) and "| background |" in log
+        assert (work / "iter_4.pth").is_file()
+    assert not re.search(r"loss\w*: nan", log)
 
 
 def test_missing_config_is_one_line(tmp_path):
