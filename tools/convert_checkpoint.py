@@ -32,6 +32,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
                    help="read pickled objects (official training checkpoints store configs); only for trusted files")
     p.add_argument("--num-classes", type=int, default=None, help="classifier size of the checkpoint (default: cfg)")
     p.add_argument("--model-kwargs", default=None, help="JSON dict of extra model arguments (custom configurations)")
+    p.error = lambda message: p.exit(2, f"error: {message} (see --help)\n")  # one line, not the usage block
     return p.parse_args(argv)
 
 
@@ -45,7 +46,11 @@ def convert(args: argparse.Namespace) -> int:
 
     if not timm.is_model(args.model):
         raise ValueError(f"unknown model {args.model!r}; vssm models: {', '.join(timm.list_models(module='vmamba'))}")
-    kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    try:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    except json.JSONDecodeError:
+        raise ValueError(f"--model-kwargs: got {args.model_kwargs!r}; allowed: a JSON object, e.g. "
+                         "'{\"depths\": [2, 2, 9, 2]}'") from None
     if not isinstance(kwargs, dict):
         raise ValueError(f"--model-kwargs must be a JSON object, got {args.model_kwargs!r}")
     if args.num_classes is not None:

@@ -8,10 +8,14 @@ naming the first missing / unexpected keys and shape mismatches. Loading is neve
 """
 from __future__ import annotations
 
+import os
+import zipfile
 from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+
+from .utils.checkpoint import CheckpointError, check_zip_crc
 
 __all__ = [
     "CheckpointMismatchError",
@@ -135,10 +139,22 @@ def load_checkpoint_file(path: str, allow_pickle: bool = False) -> Dict[str, Any
     Official training checkpoints often pickle config objects next to the weights; reading those needs
     ``allow_pickle=True``, which runs arbitrary code from the file: use it only for files you trust.
     """
+    if not os.path.isfile(path):
+        raise CheckpointMismatchError(f"{path}: no such file")
     if str(path).endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointMismatchError(f"{path}: not a readable safetensors file (truncated or corrupted: "
+                                          f"{str(e).strip() or type(e).__name__})") from e
+    if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6; older files are plain pickles
+        try:
+            check_zip_crc(path)
+        except CheckpointError as e:
+            raise CheckpointMismatchError(str(e)) from e
     try:
         return torch.load(str(path), map_location="cpu", weights_only=not allow_pickle)
     except Exception as e:  # noqa: BLE001 - re-raised with the actionable part first

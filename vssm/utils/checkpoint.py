@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointError", "get_rng_state", "load_safe", "save_atomic", "set_rng_state", "to_primitive"]
+__all__ = ["CheckpointError", "check_zip_crc", "get_rng_state", "load_safe", "save_atomic", "set_rng_state",
+           "to_primitive"]
 
 
 class CheckpointError(RuntimeError):
@@ -62,6 +63,7 @@ def load_safe(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupted: not a complete zip "
                               "archive as torch.save writes)")
+    check_zip_crc(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -75,6 +77,21 @@ def load_safe(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupted pickle data)") from e
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint ({_first_line(e)})") from e
+
+
+def check_zip_crc(path: str | os.PathLike) -> None:
+    """Raises ``CheckpointError`` unless every member of the zip archive at ``path`` matches its CRC-32.
+
+    ``torch.load`` does not check the CRCs that ``torch.save`` writes: a flipped byte inside a tensor loads silently
+    as a different number. Reading the archive once more to check them costs about a second per GB.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # e.g. a corrupted member header
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted zip archive: {_first_line(e)})") from e
+    if bad is not None:
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted: member {bad!r} fails its CRC-32 check)")
 
 
 def _first_line(e: BaseException) -> str:
