@@ -150,7 +150,12 @@ def load_checkpoint_file(path: str, allow_pickle: bool = False) -> Dict[str, Any
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointMismatchError(f"{path}: not a readable safetensors file (truncated or corrupted: "
                                           f"{str(e).strip() or type(e).__name__})") from e
-    if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6; older files are plain pickles
+    with open(path, "rb") as f:
+        zipped = f.read(2) == b"PK"  # torch.save's zip format since torch 1.6; older files are plain pickles
+    if zipped and not zipfile.is_zipfile(path):
+        raise CheckpointMismatchError(f"{path} is not a readable checkpoint (truncated or corrupted: not a complete "
+                                      "zip archive as torch.save writes)")
+    if zipped:
         try:
             check_zip_crc(path)
         except CheckpointError as e:
