@@ -9,6 +9,7 @@ naming the first missing / unexpected keys and shape mismatches. Loading is neve
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
@@ -166,6 +167,9 @@ def load_checkpoint_file(path: str, allow_pickle: bool = False) -> Dict[str, Any
         if allow_pickle:
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not isinstance(e, pickle.UnpicklingError) or "global" not in str(e).lower():
+            # damaged data, not a refused global: allowing pickle would not help
+            raise CheckpointMismatchError(f"{path} is not a readable checkpoint ({msg})") from e
         raise CheckpointMismatchError(
             f"{path}: cannot be read with weights_only=True ({msg}); if you trust the file, allow pickled objects "
             f"(--allow-pickle / allow_pickle=True)"
