@@ -257,9 +257,9 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
         name: Registered timm model name.
         scan: A registered scan name, passed to the constructor (vssm models).
         model_kwargs: More constructor keywords.
-        weights: Checkpoint to load. One written by tools/train.py is loaded directly (``use_ema`` picks its EMA
-            weights); any other (e.g. an official release) goes through timm's pretrained loader
-            (``pretrained_cfg_overlay=dict(file=...)``), so the model family's ``checkpoint_filter_fn`` converts it.
+        weights: Checkpoint to load, strictly (see ``load_strictly``). One written by tools/train.py is loaded
+            directly (``use_ema`` picks its EMA weights); any other (e.g. an official release) is converted by the
+            model module's ``checkpoint_filter_fn`` (timm's convention), or only unwrapped when it has none.
         weights_flag: The flag that named ``weights``, for error messages.
         ckpt: ``weights`` already loaded (with ``load_safe``), if the caller has it.
         use_ema: Load the EMA weights of a training checkpoint.
@@ -282,12 +282,6 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
             ckpt = load_safe(weights)
         except CheckpointError as e:
             raise UsageError(f"{weights_flag} {e}") from None
-    foreign = bool(weights) and not is_train_checkpoint(ckpt)
-    if foreign:
-        overlay = dict(file=str(weights))
-        if not adapt_classifier and kwargs.get("num_classes") is not None:
-            overlay["num_classes"] = kwargs["num_classes"]  # keep the classifier: its size must match
-        kwargs.update(pretrained=True, pretrained_cfg_overlay=overlay)
     try:
         model = timm.create_model(name, **kwargs)
     except TypeError as e:
@@ -300,35 +294,67 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
                              f"{', '.join(timm.list_models('vmamba*')[:6]) or 'see vssm.models'})") from None
         raise UsageError(f"--model-kwargs: model {name!r} has no argument {bad!r}") from None
     except (KeyError, ValueError, RuntimeError) as e:
-        first = _first_line(e)
-        if foreign:
-            raise UsageError(f"{weights_flag} {weights} does not load into {name!r}: {first}") from None
         if scan and not isinstance(e, RuntimeError):
-            raise UsageError(f"--scan {scan!r} was refused by model {name!r}: {first}") from None
+            raise UsageError(f"--scan {scan!r} was refused by model {name!r}: {_first_line(e)}") from None
         raise
     if not weights:
         return model, f"timm pretrained weights of {name}" if kwargs.get("pretrained") else "random initialisation"
-    if foreign:
-        return model, f"{weights} (converted by {name}'s checkpoint filter)"
-    key = "state_dict_ema" if use_ema else "state_dict"
-    if ckpt.get(key) is None:
-        raise UsageError(f"{weights_flag} {weights} has no EMA weights (trained without --model-ema); "
-                         "drop --use-ema")
-    state = dict(ckpt[key])
-    if adapt_classifier:
-        current = model.state_dict()
-        for k in [k for k, v in state.items() if k in current and current[k].shape != v.shape]:
-            state.pop(k)  # the classifier of another class count
+    if is_train_checkpoint(ckpt):
+        key = "state_dict_ema" if use_ema else "state_dict"
+        if ckpt.get(key) is None:
+            raise UsageError(f"{weights_flag} {weights} has no EMA weights (trained without --model-ema); "
+                             "drop --use-ema")
+        state, note = dict(ckpt[key]), f"{key} of epoch {ckpt.get('epoch')} from {weights}"
+    else:  # an official release or any other state dict: the family's converter, as timm's pretrained loader does
+        state = _convert_foreign(model, ckpt, name, weights, weights_flag)
+        how = f"converted by {name}'s checkpoint filter" \
+            if hasattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn") else "as is"
+        note = f"{weights} ({how})"
+    load_strictly(model, state, name=name, source=f"{weights_flag} {weights}", adapt_classifier=adapt_classifier)
+    return model, note
+
+
+def _convert_foreign(model: torch.nn.Module, ckpt: Any, name: str, weights: str, weights_flag: str
+                     ) -> dict[str, torch.Tensor]:
+    """A foreign checkpoint's tensors in ``model``'s key layout (the model module's ``checkpoint_filter_fn``)."""
+    from timm.models import clean_state_dict
+
+    from vssm.convert import unwrap_state_dict
+
+    filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
     try:
-        result = model.load_state_dict(state, strict=not adapt_classifier)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise UsageError(f"{weights_flag} {weights} does not fit model {name!r}: "
-                         f"{lines[1] if len(lines) > 1 else lines[0]}") from None
-    if adapt_classifier and result.unexpected_keys:
-        raise UsageError(f"{weights_flag} {weights} does not fit model {name!r}: unexpected keys "
-                         f"{', '.join(result.unexpected_keys[:3])}")
-    return model, f"{key} of epoch {ckpt.get('epoch')} from {weights}"
+        if filter_fn is not None:
+            return dict(filter_fn(ckpt, model))
+        return clean_state_dict(unwrap_state_dict(ckpt))
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise UsageError(f"{weights_flag} {weights} does not load into {name!r}: {_first_line(e)}") from None
+
+
+def load_strictly(model: torch.nn.Module, state: dict[str, torch.Tensor], *, name: str, source: str,
+                  adapt_classifier: bool = False) -> None:
+    """Loads every key of ``model`` from ``state`` and refuses anything else (one-line ``UsageError``).
+
+    With ``adapt_classifier``, only the classifier (timm's ``pretrained_cfg['classifier']`` modules) may differ in
+    shape or be absent: it keeps the model's fresh initialisation (fine-tuning to another class count). Any other
+    missing, unexpected or mis-shaped key is an error naming the first few of them.
+    """
+    current = model.state_dict()
+    if adapt_classifier:
+        heads = (model.pretrained_cfg or {}).get("classifier") or ()
+        heads = (heads,) if isinstance(heads, str) else tuple(heads)
+        for k, v in current.items():
+            if k.startswith(tuple(f"{h}." for h in heads)) and (k not in state or state[k].shape != v.shape):
+                state[k] = v
+    missing = [k for k in current if k not in state]
+    unexpected = [k for k in state if k not in current]
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in current.items()
+              if k in state and state[k].shape != v.shape]
+    problems = [f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                   ("shape mismatches (checkpoint vs model)", shapes)) if keys]
+    if problems:
+        raise UsageError(f"{source} does not fit model {name!r}: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=True)
 
 
 def _first_line(e: BaseException) -> str:

@@ -106,14 +106,7 @@ def train_cases(d):
     }
 
 
-SILENT_INIT = pytest.mark.xfail(strict=True, reason=(
-    "train.py bug (reported, not fixed here): --initial-checkpoint of another model's weights goes through timm's "
-    "pretrained loader with strict=False, logs a wall of 'Unexpected keys' and trains from random weights, "
-    "saying the file was loaded"))
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=SILENT_INIT) if c == "initial other model" else c
-                                  for c in train_cases(Path("."))])
+@pytest.mark.parametrize("case", list(train_cases(Path("."))))
 def test_train_bad_input(case, files, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("VSSM_DATA", str(files / "data"))
     args, needles = train_cases(files)[case]
