@@ -143,7 +143,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     a one-line error.
     """
     one_line_errors(parser)
-    pre = one_line_errors(argparse.ArgumentParser(prog=parser.prog, add_help=False))
+    pre = one_line_errors(argparse.ArgumentParser(prog=parser.prog, add_help=False, allow_abbrev=False))
     pre.add_argument("-c", "--config", default="")
     known, _ = pre.parse_known_args(argv)
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}

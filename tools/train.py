@@ -124,7 +124,7 @@ _logger = logging.getLogger("train")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)  # --epoch is not --epochs
     parser.add_argument("-c", "--config", default="", metavar="FILE",
                         help="YAML file of argument values that become the defaults (command line wins)")
 
@@ -374,6 +374,16 @@ class CheckpointKeeper:
 
     def __init__(self, run_dir: Path, keep: int, decreasing: bool):
         self.run_dir, self.keep, self.decreasing = run_dir, keep, decreasing
+
+    def remove_stale_temporaries(self) -> list[str]:
+        """Deletes the temporary files of checkpoint writes that a killed run left (``save_atomic``'s ``.NAME.*.tmp``).
+
+        Only rank 0 writes into the run folder, and it calls this before its first write, so none is in progress.
+        """
+        stale = sorted(self.run_dir.glob(".*.pth.*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return [p.name for p in stale]
 
     def better(self, a: float, b: float | None) -> bool:
         if b is None or not math.isfinite(b):
@@ -755,6 +765,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if info.is_primary:
         run_dir.mkdir(parents=True, exist_ok=True)
         log.open(run_dir / "log.txt")
+        stale = keeper.remove_stale_temporaries()
+        if stale:
+            log(f"Checkpoint: removed {len(stale)} temporary file(s) of interrupted writes ({', '.join(stale[:3])})")
         with open(run_dir / "args.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(format_args(args), f, sort_keys=True)
     n_params = sum(p.numel() for p in model.parameters())

@@ -59,7 +59,7 @@ _DATA_KEYS = ("img_size", "input_size", "crop_pct", "mean", "std", "interpolatio
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="validate.py", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("-c", "--config", default="", metavar="FILE", help="YAML file of argument defaults")
     parser.add_argument("--data-dir", default="", metavar="DIR",
                         help="data set root (ImageNet layout); default: the data the checkpoint was trained on")

@@ -162,12 +162,13 @@ def _bad_cases(tmp: Path, run: Path) -> dict[str, tuple[list[str], tuple[str, ..
         "scan on a model without scans": (["--scan", "cross"], ("--scan", "'cross'")),
         "batch size 0": (["-b", "0"], ("-b/--batch-size", "at least 1")),
         "config typo": (["-c", str(bad_yaml)], ("--config", "'epoch'", "epochs")),
+        "abbreviated flag": (["--epoch", "3"], ("unrecognized arguments: --epoch 3",)),
         "corrupted checkpoint": (["--resume", str(run / "last.pth")], ("--resume", "last.pth", "not a readable")),
     }
 
 
 @pytest.mark.parametrize("case", ["missing data dir", "data dir without train/", "unknown model",
-                                  "scan on a model without scans", "batch size 0", "config typo",
+                                  "scan on a model without scans", "batch size 0", "config typo", "abbreviated flag",
                                   "corrupted checkpoint"])
 def test_bad_input_stops_with_one_line_and_keeps_checkpoints(case, earlier_run, tool_env, tmp_path):
     args, needles = _bad_cases(tmp_path, earlier_run)[case]
@@ -180,6 +181,16 @@ def test_bad_input_stops_with_one_line_and_keeps_checkpoints(case, earlier_run, 
     assert_one_line_error(proc, *needles)
     assert digests(earlier_run) == before
     assert torch.load(earlier_run / "best.pth", weights_only=True)["epoch"] >= 1
+
+
+def test_resume_removes_temporaries_of_interrupted_writes(earlier_run, tool_env, tmp_path):
+    stale = earlier_run / ".last.pth.k9x2_q.tmp"  # what save_atomic leaves when the process is killed mid-write
+    stale.write_bytes(b"half a checkpoint")
+    proc = run_tool(TRAIN, ["--resume", str(earlier_run / "last.pth"), "--epochs", "11"], tool_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not stale.exists()
+    assert "removed 1 temporary file(s) of interrupted writes (.last.pth.k9x2_q.tmp)" in proc.stdout
+    assert torch.load(earlier_run / "last.pth", weights_only=True)["epoch"] == 11
 
 
 def test_unknown_scan_of_a_scan_model(tool_env, tmp_path):
