@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Model benchmark: img/s and peak memory of VMamba with every scan next to timm's ConvNeXt-T and Swin-T.
+"""Model benchmark: img/s and peak memory of VMamba with every scan next to timm's references and the other families.
 
 Prints markdown tables:
 
-1. ``vmamba_tiny`` with each registered scan (that builds without arguments), ``convnext_tiny`` and
-   ``swin_tiny_patch4_window7_224`` at one resolution (default: batch 8, 224x224, fp32, inference);
-2. throughput against resolution (default 224 -> 1024) for the same reference models.
+1. ``vmamba_tiny`` with each registered scan (that builds without arguments), then the ``--compare`` models
+   (default: ConvNeXt-T, Swin-T, DeiT-S, Vim-S, MambaVision-T, MLLA-T, EfficientVMamba-S, MSVMamba-T) at one
+   resolution (default: batch 8, 224x224, fp32, inference);
+2. throughput and peak memory against resolution (default 224 -> 1024) for ``--model`` and the same models.
 
 Used as ``python tools/benchmark.py models`` (``add_args`` / ``run``) or on its own. Peak memory is the CUDA
 allocator's peak on GPU, and on CPU the peak resident-set growth of the process while the model runs (sampled).
@@ -22,7 +23,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-REFERENCE_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224")
+# timm's references (DeiT-S is the Vim paper's own comparison for Vim-S), then the other vssm families
+REFERENCE_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224", "deit_small_patch16_224")
+FAMILY_MODELS = ("vim_small", "mambavision_tiny", "mlla_tiny", "efficient_vmamba_small", "msvmamba_tiny")
 
 
 def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -30,7 +33,8 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g = parser.add_argument_group("models benchmark")
     g.add_argument("--model", default="vmamba_tiny", help="vssm model to run with every scan")
     g.add_argument("--scans", nargs="*", default=None, help="scans to run (default: every registered scan)")
-    g.add_argument("--compare", nargs="*", default=list(REFERENCE_MODELS), help="timm models to compare with")
+    g.add_argument("--compare", nargs="*", default=list(REFERENCE_MODELS + FAMILY_MODELS),
+                   help="timm models to compare with (default: ConvNeXt-T, Swin-T, DeiT-S and the other families)")
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--img-size", type=int, default=224)
     g.add_argument("--resolutions", type=int, nargs="*", default=[224, 384, 512, 768, 1024],
@@ -150,8 +154,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _create(name: str, img_size: int | None = None, **kwargs: Any) -> Any:
     import timm
 
-    if img_size is not None and name.startswith("swin"):
-        kwargs["img_size"] = img_size  # Swin's window / relative-position tables are sized at build time
+    if img_size is not None and name.startswith(("swin", "deit", "vit")):
+        kwargs["img_size"] = img_size  # Swin's window tables and ViT / DeiT position embeddings are sized at build
     return timm.create_model(name, **kwargs)
 
 
