@@ -10,30 +10,8 @@
 #   python tools/convert_checkpoint.py --model msvmamba_tiny --allow-pickle vssm_tiny_ms_e300.pth \
 #       checkpoints/msvmamba_tiny.in1k.safetensors
 _base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    './_base_/mask-rcnn_msvmamba-t_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
+    './_base_/schedule_adamw-1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MSVMambaBackbone',
-        arch='tiny',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/msvmamba_tiny.in1k.safetensors')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
-
-max_epochs = 12
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 11], gamma=0.1),
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(_delete_=True, type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.0)}))

@@ -7,18 +7,9 @@
 # heads.
 #
 # Backbone weights: see configs/detection/retinanet_efficient-vmamba-t_fpn_1x_coco.py.
-_base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-]
-custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
+_base_ = ['./_base_/upernet_adamw-160k_ade20k-512x512.py']
 
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(
         _delete_=True,
         type='EfficientVMambaBackbone',
@@ -26,19 +17,5 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficient_vmamba_tiny.in1k.safetensors')),
-    decode_head=dict(in_channels=[48, 96, 192, 384], num_classes=150),
-    auxiliary_head=dict(in_channels=192, num_classes=150))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.0)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-
-train_dataloader = dict(batch_size=2)
-val_dataloader = dict(batch_size=1)
-test_dataloader = val_dataloader
+    decode_head=dict(in_channels=[48, 96, 192, 384]),
+    auxiliary_head=dict(in_channels=192))

@@ -10,18 +10,9 @@
 # Backbone weights: ImageNet-1k MLLA-B, converted once from the official release
 # (https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1, MLLA_B.pth) with
 #   python tools/convert_checkpoint.py --model mlla_base MLLA_B.pth checkpoints/mlla_base.in1k.safetensors
-_base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
-]
-custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
+_base_ = ['./_base_/upernet_adamw-160k_ade20k-512x512.py']
 
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(
         _delete_=True,
         type='MLLABackbone',
@@ -29,19 +20,5 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.5,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mlla_base.in1k.safetensors')),
-    decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
-    auxiliary_head=dict(in_channels=384, num_classes=150))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.0)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-
-train_dataloader = dict(batch_size=2)
-val_dataloader = dict(batch_size=1)
-test_dataloader = val_dataloader
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+    auxiliary_head=dict(in_channels=384))
