@@ -19,16 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
-
-# Idle OpenMP threads sleep instead of spinning: on a CPU shared with other processes, spinning threads make a
-# 2-thread training step several times slower (measured 2.9 s -> 0.52 s per resnet10t step on a loaded 2-core
-# machine shared with other jobs). The cost on an idle machine is a thread wake-up per parallel region. Must be set
-# before torch loads its OpenMP runtime; an OMP_WAIT_POLICY set by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
