@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -36,14 +36,9 @@ from torch.utils.checkpoint import checkpoint
 from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
 from ..layers.mamba_mixer import MambaVisionMixer
-from ..layers.stems import check_image_input
+from ._hierarchical import HierarchicalModel
 
 __all__ = ["MambaVision", "MambaVisionStage", "MambaVisionBlock", "ConvBlock", "checkpoint_filter_fn"]
-
-try:  # timm >= 1.0.9
-    from timm.models import feature_take_indices
-except ImportError:  # pragma: no cover - timm 1.0.x
-    from timm.models._features import feature_take_indices
 
 
 class Stem(nn.Module):
@@ -250,7 +245,7 @@ class _Downsample(nn.Module):
         return self.conv(x)
 
 
-class MambaVision(nn.Module):
+class MambaVision(HierarchicalModel):
     """MambaVision for image classification, timm-style (NCHW)."""
 
     def __init__(
@@ -369,108 +364,6 @@ class MambaVision(nn.Module):
             trunc_normal_(m.x_proj_weight, std=0.02)
             trunc_normal_(m.dt_proj_weight, std=0.02)
             nn.init.zeros_(m.dt_proj_bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> Set[str]:
-        """Full names of the mixers' ``A_log``, ``D`` and dt biases."""
-        return {n for n, _ in self.named_parameters() if n.rsplit(".", 1)[-1] in ("A_log", "D", "dt_proj_bias")}
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for s in self.stages:
-            s.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool)
-
-    def _check_input(self, x: torch.Tensor) -> None:
-        check_image_input(self, x, self.in_chans, self.stem)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = "NCHW",
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """Stage outputs (timm's contract).
-
-        Args:
-            x: ``(B, in_chans, H, W)`` images.
-            indices: take the last ``n`` stages if an int, all if None, else these stage indices.
-            norm: apply the final norm to the last stage's output.
-            stop_early: stop after the last requested stage.
-            output_fmt: ``'NCHW'`` (default) or ``'NHWC'``.
-            intermediates_only: return only the intermediates.
-
-        Returns:
-            The intermediates, or ``(final features (NCHW, normed), intermediates)``.
-        """
-        if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
-        self._check_input(x)
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        last_idx = len(self.stages) - 1
-        intermediates = []
-        x = self.stem(x)
-        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
-        feat_idx = -1
-        for feat_idx, stage in enumerate(stages):
-            x = stage(x)
-            if feat_idx in take_indices:
-                x_inter = self.norm(x) if norm and feat_idx == last_idx else x
-                intermediates.append(x_inter.permute(0, 2, 3, 1).contiguous() if output_fmt == "NHWC" else x_inter)
-        if intermediates_only:
-            return intermediates
-        if feat_idx == last_idx:
-            x = self.norm(x)
-        return x, intermediates
-
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
-        """Drops the stages after the last wanted index (and the norm / head when asked)."""
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, "")
-        return take_indices
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, in_chans, H, W)`` -> normed ``(B, num_features, H/32, W/32)`` (NCHW, unpooled)."""
-        self._check_input(x)
-        x = self.stem(x)
-        x = self.stages(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=True) if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 # ----------------------------------------------------------------------------------------------------------------
