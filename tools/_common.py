@@ -306,17 +306,16 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
                              "drop --use-ema")
         state, note = dict(ckpt[key]), f"{key} of epoch {ckpt.get('epoch')} from {weights}"
     else:  # an official release or any other state dict: the family's converter, as timm's pretrained loader does
-        state = _convert_foreign(model, ckpt, name, weights, weights_flag)
-        how = f"converted by {name}'s checkpoint filter" \
-            if hasattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn") else "as is"
+        state, how = _convert_foreign(model, ckpt, name, weights, weights_flag)
         note = f"{weights} ({how})"
     load_strictly(model, state, name=name, source=f"{weights_flag} {weights}", adapt_classifier=adapt_classifier)
     return model, note
 
 
 def _convert_foreign(model: torch.nn.Module, ckpt: Any, name: str, weights: str, weights_flag: str
-                     ) -> dict[str, torch.Tensor]:
-    """A foreign checkpoint's tensors in ``model``'s key layout (the model module's ``checkpoint_filter_fn``)."""
+                     ) -> tuple[dict[str, torch.Tensor], str]:
+    """A foreign checkpoint's tensors in ``model``'s key layout (the model module's ``checkpoint_filter_fn``), and
+    how they were obtained (for the log)."""
     from timm.models import clean_state_dict
 
     from vssm.convert import unwrap_state_dict
@@ -324,8 +323,8 @@ def _convert_foreign(model: torch.nn.Module, ckpt: Any, name: str, weights: str,
     filter_fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
     try:
         if filter_fn is not None:
-            return dict(filter_fn(ckpt, model))
-        return clean_state_dict(unwrap_state_dict(ckpt))
+            return dict(filter_fn(ckpt, model)), f"converted by {name}'s checkpoint filter"
+        return clean_state_dict(unwrap_state_dict(ckpt)), "as is"
     except (KeyError, ValueError, RuntimeError) as e:
         raise UsageError(f"{weights_flag} {weights} does not load into {name!r}: {_first_line(e)}") from None
 
