@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -48,22 +49,44 @@ class TrainingError(Exception):
 
 
 def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> None:
-    """Runs ``main(argv)``, turning ``UsageError`` / ``TrainingError`` / Ctrl-C into one line on stderr."""
+    """Runs ``main(argv)``, turning ``UsageError`` / ``TrainingError`` / Ctrl-C into one line on stderr.
+
+    A rank of a distributed run that fails leaves at once (``os._exit``) after flushing its output: the other
+    ranks wait in collectives this rank will never join, and letting the interpreter tear down a DDP model with
+    work pending on the gloo group can deadlock (the group's destructor joins its worker thread while holding the
+    GIL that thread needs to release a tensor), leaving a live rank that torchrun never reaps. The peers then get
+    a closed connection, or torchrun stops them, and the whole job exits non-zero.
+    """
     prog = Path(sys.argv[0]).name
+    status = 0
     try:
         main(argv)
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        status = 2
     except TrainingError as e:
         print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        status = 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        status = 130
+    except Exception:
+        if not _distributed_run():
+            raise
+        traceback.print_exc()
+        status = 1
+    if _distributed_run():
+        if status:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        dist.destroy_process_group()
+    if status:
+        sys.exit(status)
+
+
+def _distributed_run() -> bool:
+    return dist.is_available() and dist.is_initialized()
 
 
 # ---------------------------------------------------------------------------------------------------------------

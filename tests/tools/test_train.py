@@ -1,9 +1,11 @@
 """tools/train.py end to end, as real subprocesses at tiny sizes (see toolrun.TINY)."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -232,10 +234,19 @@ def test_nonfinite_loss_skip_drops_updates_and_says_so(tool_env, tmp_path):
     assert f"{len(skips)} update(s) skipped for a non-finite loss" in proc.stdout
 
 
+# VSSM_FULL_RELIABILITY=1 repeats the interrupt below (the teardown hang it guards against came about once in 20 runs).
+FAULT_REPEATS = 25 if os.environ.get("VSSM_FULL_RELIABILITY", "") not in ("", "0") else 1
+
+
 @pytest.mark.slow
-def test_ddp_one_rank_failing_brings_the_other_down(tool_env, tmp_path):
-    """Interrupt rank 1 mid-epoch (it raises KeyboardInterrupt): rank 0, blocked in a collective, must not hang."""
-    import os
+@pytest.mark.parametrize("repeat", range(FAULT_REPEATS))
+def test_ddp_one_rank_failing_brings_the_other_down(tool_env, tmp_path, repeat):
+    """Interrupt rank 1 early in training (it raises KeyboardInterrupt): the job must end, non-zero, within a minute.
+
+    Rank 0 is then blocked in a collective rank 1 never joins. Rank 1 used to hang in its own teardown in about one run
+    in twenty (a gloo group destroyed with work pending; see ``run_cli``), so each repeat waits a different moment
+    (0-0.5 s after the first logged update) before the interrupt.
+    """
     import signal
     import time
 
@@ -249,17 +260,28 @@ def test_ddp_one_rank_failing_brings_the_other_down(tool_env, tmp_path):
                 break
         rank1 = _worker_with_rank(proc.pid, 1)
         assert rank1 is not None, "rank 1 process not found"
+        time.sleep(0.5 * repeat / max(1, FAULT_REPEATS))
         os.kill(rank1, signal.SIGINT)
         start = time.monotonic()
-        proc.wait(timeout=120)
+        _, stderr = proc.communicate(timeout=120)  # drains both pipes: a full pipe must not stall the job
         elapsed = time.monotonic() - start
-        stderr = proc.stderr.read()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # torchrun's workers run in sessions of their own: kill the whole tree
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert elapsed < 60, elapsed
     assert "train.py: interrupted" in stderr, stderr[-3000:]
+
+
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return [d for c in children for d in (*_descendants(c), c)]
 
 
 def _worker_with_rank(parent: int, rank: int, timeout: float = 60) -> int | None:
