@@ -6,6 +6,11 @@ threads with ``prange``. Inside a job the state ``h`` of a channel block lives i
 reads one contiguous channel-last row at the flat position ``order[k, t]``: the scan order is fused, nothing is
 gathered or permuted in memory.
 
+Every inner loop runs over the contiguous channels of one step and vectorises (AVX2: 8 channels per instruction):
+the softplus of the step size and the decay ``exp(dt * A)`` use fp32 row helpers written for that (numba's
+``math.exp`` / ``math.log1p`` are scalar libm calls, and were most of the time), and channel indices are unsigned so
+that numba's negative-index wrap-around does not block vectorisation. fp64 inputs (gradcheck) use libm.
+
 Why numba rather than a vectorised chunked scan in torch: a scan is a sequential recurrence per channel, so torch
 can only vectorise it over channels by materialising ``(.., L, N)`` tensors (cumulative products in log space,
 chunked), which costs several full memory passes and loses precision; the JIT loop makes one pass and keeps the
@@ -26,6 +31,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 try:
     import numba
@@ -49,37 +55,122 @@ def _require_numba() -> None:
 
 
 if numba is not None:
+    from numba.extending import overload
+
     _cache = os.environ.get("VSSM_NUMBA_CACHE", "1") != "0"
+    _FAST = {"contract"}
+    _FAST_REDUCE = {"contract", "reassoc"}  # the backward's sums over channels vectorise only with reassociation
 
-    @njit(inline="always")
-    def _softplus(x):
-        # threshold 20, as torch.nn.functional.softplus and mamba_ssm. log(1 + e) with the sum in float64 is as
-        # accurate as log1p for float32 inputs and several times faster than libm's log1p.
-        return x if x > 20.0 else math.log(1.0 + math.exp(x))
+    # Row helpers: one step's channels at a time, in loops of plain arithmetic, selects and int <-> float bit views
+    # that LLVM vectorises (numba's math.exp / math.log1p are scalar libm calls, 5-10x slower per element, and
+    # they were most of the kernels' time). fp32 gets the vectorised versions; fp64 (used by gradcheck) keeps libm.
 
-    @njit(inline="always")
-    def _dsoftplus(x):
-        return 1.0 if x > 20.0 else 1.0 / (1.0 + math.exp(-x))
+    def _exp_row(x, out, bits, scale):  # out = exp(x); bits: int32 scratch, scale: the same memory seen as fp32
+        raise NotImplementedError  # only called from numba code, where the overload below is used
+
+    def _softplus_row(x, out, e, bits, scale):  # out = softplus(x) (threshold 20); e = exp(-|x|)
+        raise NotImplementedError
+
+    # Constants of the fp32 exp: Cody-Waite range reduction x = k ln2 + r, |r| <= ln2 / 2, Taylor polynomial of
+    # degree 7 in r, 2^(k-1) from the exponent bits: relative error below 1e-7 on [-86.6, 88.72]. Below -86.6 the
+    # result is 0 (libm returns values under 2.5e-38 there), above 88.72 inf (as libm).
+    _LOG2E = np.float32(1.4426950408889634)
+    _LN2_HI = np.float32(0.693359375)
+    _LN2_LO = np.float32(-2.12194440e-4)
+    _X_LO = np.float32(-86.6)  # keeps k - 1 >= -126, the smallest exponent the bits can hold
+    _X_HI = np.float32(88.72)  # above: exp overflows; the result is inf
+    _ZERO = np.float32(0.0)
+    _HALF = np.float32(0.5)
+    _ONE = np.float32(1.0)
+    _TWO = np.float32(2.0)
+    _TWENTY = np.float32(20.0)
+    _INF = np.float32(np.inf)
+    _P = tuple(np.float32(1.0 / math.factorial(i)) for i in range(2, 8))
+    # log1p(e) = 2 atanh(s) with s = e / (2 + e) <= 1/3 for e in [0, 1]: the odd series 2 s sum s^2j / (2j + 1),
+    # truncated after j = 6 (relative error below 2e-8)
+    _Q = tuple(np.float32(1.0 / (2 * j + 1)) for j in range(1, 7))
+
+    @overload(_exp_row, jit_options={"fastmath": _FAST})
+    def _exp_row_impl(x, out, bits, scale):
+        if x.dtype == numba.types.float32:
+            c2, c3, c4, c5, c6, c7 = _P
+
+            def fast(x, out, bits, scale):
+                n = x.shape[0]
+                for i in range(n):
+                    v = min(max(x[i], _X_LO), _X_HI)
+                    k = np.floor(v * _LOG2E + _HALF)
+                    r = v - k * _LN2_HI
+                    r = r - k * _LN2_LO
+                    out[i] = _ONE + r * (_ONE + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
+                    bits[i] = (np.int32(k) + np.int32(126)) << np.int32(23)  # 2^(k-1): k = 128 stays finite
+                for i in range(n):
+                    xi = x[i]
+                    e = out[i] * scale[i] * _TWO
+                    e = _ZERO if xi < _X_LO else e
+                    e = _INF if xi > _X_HI else e
+                    out[i] = xi if xi != xi else e  # NaN in, NaN out
+            return fast
+
+        def libm(x, out, bits, scale):
+            for i in range(x.shape[0]):
+                out[i] = math.exp(x[i])
+        return libm
+
+    @overload(_softplus_row, jit_options={"fastmath": _FAST})
+    def _softplus_row_impl(x, out, e, bits, scale):
+        if x.dtype == numba.types.float32:
+            q1, q2, q3, q4, q5, q6 = _Q
+
+            def fast(x, out, e, bits, scale):
+                n = x.shape[0]
+                for i in range(n):
+                    out[i] = -abs(x[i])
+                _exp_row(out, e, bits, scale)
+                for i in range(n):
+                    xi = x[i]
+                    s = e[i] / (_TWO + e[i])
+                    s2 = s * s
+                    lg = _TWO * s * (_ONE + s2 * (q1 + s2 * (q2 + s2 * (q3 + s2 * (q4 + s2 * (q5 + s2 * q6))))))
+                    v = max(xi, _ZERO) + lg
+                    out[i] = xi if xi > _TWENTY else v
+            return fast
+
+        def libm(x, out, e, bits, scale):
+            for i in range(x.shape[0]):
+                xi = x[i]
+                e[i] = math.exp(-abs(xi))
+                out[i] = xi if xi > 20.0 else math.log1p(math.exp(xi))
+        return libm
 
     # Layout inside a job: the state is (N, channels) so that every inner loop runs over contiguous channels.
+    # Channel indices are unsigned (d0u + d): numba wraps negative signed indices, and that select on every load
+    # kept LLVM from vectorising the loops (measured: 2x slower).
 
-    @njit(parallel=True, cache=_cache, fastmath={"contract"})
-    def _fwd_kernel(u, delta, At, B, C, D, bias, z, order, softplus, has_z, merge, nblk, y, last, ckpt):
+    @njit(parallel=True, cache=_cache, fastmath=_FAST)
+    def _fwd_kernel(u, delta, At, B, C, D, bias, zs, order, softplus, has_z, merge, nblk, y, last, ckpt):
         Bt, L, K, Du = delta.shape
         N = At.shape[1]
         T = order.shape[1]
         Ku = u.shape[2]
-        Kz = z.shape[2]
+        Kz = zs.shape[2]
         bs = (Du + nblk - 1) // nblk
         save_ckpt = ckpt.shape[2] > 0
         for job in prange(Bt * nblk):
             b = job // nblk
             d0 = (job % nblk) * bs
             nd = min(d0 + bs, Du) - d0
+            d0u = np.uint64(d0)
+            ndu = np.uint64(nd)
             h = np.zeros((N, nd), dtype=y.dtype)
+            raw = np.empty(nd, dtype=y.dtype)
             dts = np.empty(nd, dtype=y.dtype)
             dtu = np.empty(nd, dtype=y.dtype)
             acc = np.empty(nd, dtype=y.dtype)
+            xs = np.empty(nd, dtype=y.dtype)
+            ea = np.empty(nd, dtype=y.dtype)
+            bits = np.empty(nd, dtype=np.int32)
+            scale = bits.view(np.float32)
             for k in range(K):
                 ku = k if Ku > 1 else 0
                 kz = k if Kz > 1 else 0
@@ -91,57 +182,72 @@ if numba is not None:
                     p = order[k, t]
                     if p < 0:
                         continue
-                    for d in range(nd):
-                        dt = delta[b, p, k, d0 + d] + bias[k, d0 + d]
-                        if softplus:
-                            dt = _softplus(dt)
-                        uu = u[b, p, ku, d0 + d]
-                        dts[d] = dt
-                        dtu[d] = dt * uu
-                        acc[d] = D[k, d0 + d] * uu
+                    if softplus:
+                        for d in range(ndu):
+                            raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                        _softplus_row(raw, dts, ea, bits, scale)
+                    else:
+                        for d in range(ndu):
+                            dts[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                    for d in range(ndu):
+                        uu = u[b, p, ku, d0u + d]
+                        dtu[d] = dts[d] * uu
+                        acc[d] = D[k, d0u + d] * uu
                     for n in range(N):
+                        for d in range(ndu):
+                            xs[d] = dts[d] * At[k, n, d0u + d]
+                        _exp_row(xs, ea, bits, scale)
                         Bn = B[b, p, k, n]
                         Cn = C[b, p, k, n]
-                        for d in range(nd):
-                            hv = math.exp(dts[d] * At[k, n, d0 + d]) * h[n, d] + dtu[d] * Bn
+                        for d in range(ndu):
+                            hv = ea[d] * h[n, d] + dtu[d] * Bn
                             h[n, d] = hv
                             acc[d] += hv * Cn
-                    for d in range(nd):
-                        out = acc[d]
-                        if has_z:
-                            zz = z[b, p, kz, d0 + d]
-                            out = out * zz / (1.0 + math.exp(-zz))
-                        if merge:
-                            y[b, p, 0, d0 + d] += out
-                        else:
-                            y[b, p, ky, d0 + d] = out
+                    if has_z:
+                        for d in range(ndu):
+                            acc[d] *= zs[b, p, kz, d0u + d]
+                    if merge:
+                        for d in range(ndu):
+                            y[b, p, 0, d0u + d] += acc[d]
+                    else:
+                        for d in range(ndu):
+                            y[b, p, ky, d0u + d] = acc[d]
                 last[b, k, :, d0:d0 + nd] = h
 
-    @njit(parallel=True, cache=_cache, fastmath={"contract"})
-    def _bwd_kernel(u, delta, At, B, C, D, bias, z, order, softplus, has_z, merge, nblk, ckpt, dout,
+    @njit(parallel=True, cache=_cache, fastmath=_FAST_REDUCE)
+    def _bwd_kernel(u, delta, At, B, C, D, bias, zs, dzs, order, softplus, has_z, merge, nblk, ckpt, dout, zero,
                     du, ddelta, dA, dB, dC, dD, dbias, dz):
         """Gradients; dA (N-major), dD, dbias are per batch row and dB, dC per channel block (summed by the caller)."""
         Bt, L, K, Du = delta.shape
         N = At.shape[1]
         T = order.shape[1]
         Ku = u.shape[2]
-        Kz = z.shape[2]
+        Kz = zs.shape[2]
         bs = (Du + nblk - 1) // nblk
         n_chunks = (T + CHUNK - 1) // CHUNK
+        one = zero + np.float32(1.0)  # constants in the compute dtype (a Python float would be float64)
+        twenty = zero + np.float32(20.0)
         for job in prange(Bt * nblk):
             b = job // nblk
             blk = job % nblk
             d0 = blk * bs
             nd = min(d0 + bs, Du) - d0
+            d0u = np.uint64(d0)
+            ndu = np.uint64(nd)
             hs = np.zeros((CHUNK + 1, N, nd), dtype=du.dtype)  # hs[0] = state before the chunk
             g = np.zeros((N, nd), dtype=du.dtype)
             a_next = np.zeros((N, nd), dtype=du.dtype)
+            raw = np.empty(nd, dtype=du.dtype)
             dts = np.empty(nd, dtype=du.dtype)
-            raws = np.empty(nd, dtype=du.dtype)
             us = np.empty(nd, dtype=du.dtype)
+            dtu = np.empty(nd, dtype=du.dtype)
             dys = np.empty(nd, dtype=du.dtype)
-            ddt = np.empty(nd, dtype=du.dtype)
+            dtacc = np.empty(nd, dtype=du.dtype)
             duu = np.empty(nd, dtype=du.dtype)
+            xs = np.empty(nd, dtype=du.dtype)
+            ea = np.empty(nd, dtype=du.dtype)
+            bits = np.empty(nd, dtype=np.int32)
+            scale = bits.view(np.float32)
             for k in range(K):
                 ku = k if Ku > 1 else 0
                 kz = k if Kz > 1 else 0
@@ -159,65 +265,83 @@ if numba is not None:
                         if p < 0:
                             hs[i + 1] = hs[i]
                             continue
-                        for d in range(nd):
-                            dt = delta[b, p, k, d0 + d] + bias[k, d0 + d]
-                            if softplus:
-                                dt = _softplus(dt)
-                            dts[d] = dt
-                            us[d] = dt * u[b, p, ku, d0 + d]
+                        if softplus:
+                            for d in range(ndu):
+                                raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                            _softplus_row(raw, dts, ea, bits, scale)
+                        else:
+                            for d in range(ndu):
+                                dts[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                        for d in range(ndu):
+                            dtu[d] = dts[d] * u[b, p, ku, d0u + d]
                         for n in range(N):
+                            for d in range(ndu):
+                                xs[d] = dts[d] * At[k, n, d0u + d]
+                            _exp_row(xs, ea, bits, scale)
                             Bn = B[b, p, k, n]
-                            for d in range(nd):
-                                hs[i + 1, n, d] = math.exp(dts[d] * At[k, n, d0 + d]) * hs[i, n, d] + us[d] * Bn
+                            for d in range(ndu):
+                                hs[i + 1, n, d] = ea[d] * hs[i, n, d] + dtu[d] * Bn
                     # walk the chunk in reverse
                     for t in range(t1 - 1, t0 - 1, -1):
                         i = t - t0
                         p = order[k, t]
                         if p < 0:
                             continue
-                        for d in range(nd):
-                            raw = delta[b, p, k, d0 + d] + bias[k, d0 + d]
-                            raws[d] = raw
-                            dts[d] = _softplus(raw) if softplus else raw
-                            us[d] = u[b, p, ku, d0 + d]
-                            dys[d] = dout[b, p, ko, d0 + d]
-                            ddt[d] = 0.0
+                        for d in range(ndu):
+                            raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                        if softplus:
+                            # dts = softplus(raw); dtacc holds exp(-|raw|) until the sigmoid below
+                            _softplus_row(raw, dts, dtacc, bits, scale)
+                            for d in range(ndu):
+                                e = dtacc[d]
+                                sg = e / (one + e) if raw[d] < zero else one / (one + e)
+                                duu[d] = one if raw[d] > twenty else sg  # d softplus / d raw, kept in duu a moment
+                        else:
+                            for d in range(ndu):
+                                dts[d] = raw[d]
+                                duu[d] = one
+                        for d in range(ndu):
+                            raw[d] = duu[d]  # raw now holds the softplus' derivative
+                            us[d] = u[b, p, ku, d0u + d]
+                            dys[d] = dout[b, p, ko, d0u + d]
+                            dtacc[d] = 0.0
                         if has_z:
-                            for d in range(nd):
-                                ypre = D[k, d0 + d] * us[d]
+                            for d in range(ndu):
+                                ypre = D[k, d0u + d] * us[d]
                                 for n in range(N):
                                     ypre += hs[i + 1, n, d] * C[b, p, k, n]
-                                zz = z[b, p, kz, d0 + d]
-                                sg = 1.0 / (1.0 + math.exp(-zz))
-                                dz[b, p, kz, d0 + d] += dys[d] * ypre * sg * (1.0 + zz * (1.0 - sg))
-                                dys[d] = dys[d] * zz * sg
-                        for d in range(nd):
-                            duu[d] = D[k, d0 + d] * dys[d]
+                                dz[b, p, kz, d0u + d] += dys[d] * ypre * dzs[b, p, kz, d0u + d]
+                                dys[d] = dys[d] * zs[b, p, kz, d0u + d]
+                        for d in range(ndu):
+                            duu[d] = D[k, d0u + d] * dys[d]
+                            dD[b, k, d0u + d] += dys[d] * us[d]
                         for n in range(N):
+                            for d in range(ndu):
+                                xs[d] = dts[d] * At[k, n, d0u + d]
+                            _exp_row(xs, ea, bits, scale)
                             Bn = B[b, p, k, n]
                             Cn = C[b, p, k, n]
-                            dBacc = 0.0
-                            dCacc = 0.0
-                            for d in range(nd):
-                                An = At[k, n, d0 + d]
-                                a = math.exp(dts[d] * An)
+                            dBacc = zero
+                            dCacc = zero
+                            for d in range(ndu):
+                                An = At[k, n, d0u + d]
+                                a = ea[d]
                                 gv = a_next[n, d] * g[n, d] + dys[d] * Cn
                                 g[n, d] = gv
                                 a_next[n, d] = a
                                 ah = a * hs[i, n, d]
-                                ddt[d] += gv * (An * ah + us[d] * Bn)
-                                dA[b, k, n, d0 + d] += gv * dts[d] * ah
+                                dtacc[d] += gv * (An * ah + us[d] * Bn)
+                                dA[b, k, n, d0u + d] += gv * dts[d] * ah
                                 dBacc += gv * dts[d] * us[d]
                                 dCacc += dys[d] * hs[i + 1, n, d]
                                 duu[d] += gv * dts[d] * Bn
                             dB[blk, b, p, k, n] += dBacc
                             dC[blk, b, p, k, n] += dCacc
-                        for d in range(nd):
-                            du[b, p, ku, d0 + d] += duu[d]
-                            dD[b, k, d0 + d] += dys[d] * us[d]
-                            draw = ddt[d] * _dsoftplus(raws[d]) if softplus else ddt[d]
-                            ddelta[b, p, k, d0 + d] = draw
-                            dbias[b, k, d0 + d] += draw
+                        for d in range(ndu):
+                            du[b, p, ku, d0u + d] += duu[d]
+                            draw = dtacc[d] * raw[d]
+                            ddelta[b, p, k, d0u + d] += draw
+                            dbias[b, k, d0u + d] += draw
 
 
 def _blocks(Bt: int, Du: int) -> int:
@@ -252,10 +376,10 @@ def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, me
     y = torch.zeros(Bt, L, 1 if merge else K, Du, dtype=ct)
     last = torch.empty(Bt, K, N, Du, dtype=ct)
     ckpt = torch.empty(Bt, K, (T + CHUNK - 1) // CHUNK if save_ckpt else 0, N, Du, dtype=ct)
-    zz = cvt(z) if z is not None else torch.zeros(1, 1, 1, 1, dtype=ct)
+    zs = F.silu(cvt(z)) if z is not None else torch.zeros(1, 1, 1, 1, dtype=ct)
     _fwd_kernel(_np(cvt(u)), _np(cvt(delta)), _np(cvt(A).transpose(1, 2)), _np(cvt(B)), _np(cvt(C)), _np(cvt(D)),
-                _np(cvt(delta_bias)), _np(zz), _np(order), delta_softplus, z is not None, merge,
-                _blocks(Bt, Du), y.numpy(), last.numpy(), ckpt.numpy())
+                _np(cvt(delta_bias)), _np(zs), _np(order), delta_softplus, z is not None, merge, _blocks(Bt, Du),
+                y.numpy(), last.numpy(), ckpt.numpy())
     return y, last.transpose(2, 3).contiguous(), ckpt
 
 
@@ -274,11 +398,17 @@ def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softp
     dC = torch.zeros(nblk, Bt, L, K, N, dtype=ct)
     dD = torch.zeros(Bt, K, Du, dtype=ct)
     dbias = torch.zeros(Bt, K, Du, dtype=ct)
-    zz = cvt(z) if z is not None else torch.zeros(1, 1, 1, 1, dtype=ct)
-    dz = torch.zeros(zz.shape, dtype=ct)
+    if z is not None:
+        zc = cvt(z)
+        sg = torch.sigmoid(zc)
+        zs, dzs = zc * sg, sg * (1 + zc * (1 - sg))  # silu(z) and its derivative
+    else:
+        zs = dzs = torch.zeros(1, 1, 1, 1, dtype=ct)
+    dz = torch.zeros(zs.shape, dtype=ct)
+    zero = np.float64(0.0) if ct == torch.float64 else np.float32(0.0)
     _bwd_kernel(_np(cvt(u)), _np(cvt(delta)), _np(cvt(A).transpose(1, 2)), _np(cvt(B)), _np(cvt(C)), _np(cvt(D)),
-                _np(cvt(delta_bias)), _np(zz), _np(order), delta_softplus, z is not None, merge, nblk,
-                _np(ckpt), _np(cvt(dout)), du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
+                _np(cvt(delta_bias)), _np(zs), _np(dzs), _np(order), delta_softplus, z is not None, merge, nblk,
+                _np(ckpt), _np(cvt(dout)), zero, du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
                 dD.numpy(), dbias.numpy(), dz.numpy())
     dz = dz if z is not None else None
     return du, ddelta, dA.sum(0).transpose(1, 2), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0), dz

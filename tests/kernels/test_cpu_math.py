@@ -1,0 +1,93 @@
+"""The CPU backend's vectorised fp32 exp and softplus against float64 numpy, over their whole range and the
+special values, and the float64 versions (libm) exactly.
+
+The kernels call these helpers for every (channel, state, step), so an error here is an error in every output.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from kernels import cpu
+
+pytestmark = pytest.mark.skipif(not cpu.is_available(), reason="the cpu backend needs numba")
+
+if cpu.is_available():
+    from numba import njit
+
+    @njit
+    def _exp(x):
+        out = np.empty_like(x)
+        bits = np.empty(x.shape[0], dtype=np.int32)
+        cpu._exp_row(x, out, bits, bits.view(np.float32))
+        return out
+
+    @njit
+    def _softplus(x):
+        out = np.empty_like(x)
+        e = np.empty_like(x)
+        bits = np.empty(x.shape[0], dtype=np.int32)
+        cpu._softplus_row(x, out, e, bits, bits.view(np.float32))
+        return out, e
+
+
+def _grid(lo, hi, n=200_001, seed=None):
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.linspace(lo, hi, n), rng.uniform(lo, hi, n)]).astype(np.float32)
+    return x[rng.permutation(x.size)]  # row boundaries of the vector loops fall on every kind of value
+
+
+def _softplus64(x):
+    x = x.astype(np.float64)
+    return np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
+
+
+def test_fp32_exp_is_accurate_on_its_whole_range():
+    x = _grid(-86.6, 88.72)
+    got = _exp(x).astype(np.float64)
+    want = np.exp(x.astype(np.float64))
+    rel = np.abs(got / want - 1)
+    assert rel.max() < 2e-7, (rel.max(), x[rel.argmax()])
+
+
+def test_fp32_exp_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72, 88.8, 100.0, -86.6, -86.7, -100.0, 1e-30, -1e-30],
+                 dtype=np.float32)
+    got = _exp(x)
+    want = np.exp(x.astype(np.float64))
+    assert np.isnan(got[0])
+    assert got[1] == np.inf and got[2] == 0.0
+    assert got[3] == 1.0 and got[4] == 1.0
+    assert np.isfinite(got[5]) and abs(got[5] / want[5] - 1) < 2e-7  # finite up to fp32's largest exp
+    assert got[6] == np.inf and got[7] == np.inf  # overflow is inf, as libm
+    assert abs(got[8] / want[8] - 1) < 2e-7
+    assert got[9] == 0.0 and got[10] == 0.0  # below -86.6: 0 (libm gives values under 2.5e-38)
+    assert got[11] == 1.0 and got[12] == 1.0
+
+
+@pytest.mark.parametrize("lo,hi", [(-90.0, 25.0), (-1.0, 1.0), (15.0, 25.0)])
+def test_fp32_softplus_is_accurate(lo, hi):
+    x = _grid(lo, hi)
+    got, e = _softplus(x)
+    want = _softplus64(x)
+    err = np.abs(got.astype(np.float64) - want) - 3e-7 * want
+    assert err.max() <= 2.5e-38, (err.max(), x[err.argmax()])  # relative 3e-7, or under exp's flush to 0
+    assert np.allclose(e, np.exp(-np.abs(x.astype(np.float64))), rtol=2e-7, atol=2.5e-38)
+    assert np.array_equal(got[x > 20], x[x > 20])  # softplus' threshold: the identity above 20, exactly
+
+
+def test_fp32_softplus_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, 20.0, 20.5], dtype=np.float32)
+    got, _ = _softplus(x)
+    assert np.isnan(got[0])
+    assert got[1] == np.inf and got[2] == 0.0
+    assert abs(got[3] - math.log(2.0)) < 1e-7
+    assert abs(got[4] - math.log1p(math.exp(20.0))) < 2e-6 and got[5] == np.float32(20.5)
+
+
+def test_fp64_versions_are_libm():
+    x = np.random.default_rng().uniform(-50, 30, 10_001)
+    got, e = _softplus(x)
+    assert np.array_equal(_exp(x), np.exp(x))
+    assert np.array_equal(got, np.where(x > 20, x, np.log1p(np.exp(x))))
+    assert np.array_equal(e, np.exp(-np.abs(x)))
