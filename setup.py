@@ -1,7 +1,9 @@
 """vssm: vision state-space backbones with one selective-scan op and plug-in scan strategies.
 
-Installs the packages ``vssm``, ``scans`` and ``kernels`` only. Nothing is compiled at install time:
-the CUDA kernel is Triton (compiled at run time), the CPU kernel is numba (JIT at run time).
+Installs one top-level package, ``vssm``: the repository's top-level ``kernels/`` and ``scans/`` folders are
+its subpackages ``vssm.kernels`` and ``vssm.scans`` (``package_dir`` below; editable installs map them the same
+way). Nothing is compiled at install time: the CUDA kernel is Triton (compiled at run time), the CPU kernel is
+numba (JIT at run time).
 """
 import sys
 
@@ -46,7 +48,9 @@ setup(
     description="Vision state-space backbones (VMamba, Vim, MambaVision, LocalMamba, MLLA) with a fused-order scan",
     long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["vssm", "vssm.*", "scans", "scans.*", "kernels", "kernels.*"]),
+    packages=(find_packages(include=["vssm", "vssm.*"])
+              + [f"vssm.{p}" for p in find_packages(include=["kernels", "kernels.*", "scans", "scans.*"])]),
+    package_dir={"vssm.kernels": "kernels", "vssm.scans": "scans"},
     python_requires=">=3.9",
     install_requires=install_requires,
     extras_require=extras_require,

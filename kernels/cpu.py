@@ -362,7 +362,7 @@ def _compute_dtype(u: torch.Tensor) -> torch.dtype:
 
 def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, merge: bool, save_ckpt: bool
             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Runs the forward kernel on normalised inputs (see ``kernels.op``): ``u`` and ``z`` are 4-D.
+    """Runs the forward kernel on normalised inputs (see ``vssm.kernels.op``): ``u`` and ``z`` are 4-D.
 
     Returns ``y`` (compute dtype, ``(Bt, L, K or 1, Du)``), the last state ``(Bt, K, Du, N)`` and the chunk
     checkpoints ``(Bt, K, n_chunks, N, Du)`` (empty unless ``save_ckpt``).

@@ -4,8 +4,8 @@
 ``order`` made int32, everything contiguous), then runs one of three backends:
 
 - ``triton``: CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for tests);
-- ``cpu``: CPU tensors, the numba kernels of ``kernels.cpu``;
-- ``ref``: the pure-torch oracle of ``kernels.reference`` (differentiated by autograd).
+- ``cpu``: CPU tensors, the numba kernels of ``vssm.kernels.cpu``;
+- ``ref``: the pure-torch oracle of ``vssm.kernels.reference`` (differentiated by autograd).
 
 The fast backends sit behind ``torch.ops.vssm.selective_scan_fwd`` / ``selective_scan_bwd``, custom ops with fake
 (meta) implementations, so ``torch.compile`` sees the scan as one opaque node instead of tracing into numba or
@@ -326,7 +326,7 @@ def selective_scan(
                         "bfloat16, float32 (the kernel computes in fp32), or backend='cpu' / 'ref' for float64")
     if backend == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(f"selective_scan: backend='triton' needs CUDA tensors (got {u.device}), "
-                         "or TRITON_INTERPRET=1 set before kernels is imported")
+                         "or TRITON_INTERPRET=1 set before vssm.kernels is imported")
     if backend == "cpu" and u.device.type != "cpu":
         raise ValueError(f"selective_scan: backend='cpu' needs CPU tensors, got {u.device}")
     out_dtype = out_dtype or u.dtype

@@ -19,7 +19,7 @@ name                K                           paper
 ==================  ==========================  ==========================================================
 
 Example:
-    >>> from scans import get_scan
+    >>> from vssm.scans import get_scan
     >>> get_scan('cross').orders(2, 3)
     tensor([[0, 1, 2, 3, 4, 5],
             [0, 3, 1, 4, 2, 5],

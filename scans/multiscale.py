@@ -15,7 +15,7 @@ full resolution and, on the down-sampled map, the reversed row-major, column-maj
 sweeps, in that order (the defaults here).
 
 Because its positions go beyond ``H * W``, this scan is not a drop-in scan of a single feature map: it is not
-registered with :func:`scans.get_scan` (whose scans all index ``H * W`` positions) and serves models that build the
+registered with :func:`vssm.scans.get_scan` (whose scans all index ``H * W`` positions) and serves models that build the
 concatenated sequence themselves (``vssm.models.msvmamba``). ``num_positions(H, W)`` and ``low_size(H, W)`` give
 the layout.
 """

@@ -38,7 +38,7 @@ fi
 
 echo "[setup] vssm (editable) with the [mm,dev] extras"
 $PIP install -q --no-cache-dir $C -e ".[mm,dev]"
-"$VENV/bin/python" -c "import torchvision, timm, mmdet.models, mmseg.models, vssm, scans, kernels"
+"$VENV/bin/python" -c "import torchvision, timm, mmdet.models, mmseg.models, vssm, vssm.scans, vssm.kernels"
 rm -f "$VENV"/.stamp-vssm-*
 touch "$(stamp "vssm-$HASH")"
 echo "[setup] done: $VENV"

@@ -1,7 +1,7 @@
 """Test set-up shared by every test package.
 
 Triton's interpreter must be switched on before any module defining ``@triton.jit`` kernels is imported, so it
-is decided here, before the tests import ``kernels``: without a GPU the Triton kernels run interpreted on CPU.
+is decided here, before the tests import ``vssm.kernels``: without a GPU the Triton kernels run interpreted on CPU.
 """
 import os
 

@@ -261,9 +261,9 @@ def check_model_name(name: str, flag: str = "--model") -> None:
 
 
 def list_scans() -> list[str] | None:
-    """Registered scan names, or None while the ``scans`` package has no registry."""
+    """Registered scan names, or None while the ``vssm.scans`` package has no registry."""
     try:
-        import scans
+        import vssm.scans as scans
     except ImportError:
         return None
     lister = getattr(scans, "list_scans", None)

@@ -160,7 +160,7 @@ def _create(name: str, img_size: int | None = None, **kwargs: Any) -> Any:
 
 
 def _scan_names(requested: List[str] | None) -> List[str]:
-    from scans import get_scan, list_scans
+    from vssm.scans import get_scan, list_scans
 
     if requested:
         return list(requested)
@@ -177,9 +177,9 @@ def _scan_names(requested: List[str] | None) -> List[str]:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     """Runs the benchmark described by ``args`` (see :func:`add_args`), prints markdown, returns the numbers."""
     import torch
+    from vssm.kernels import available_backends, default_backend
 
     import vssm  # noqa: F401
-    from kernels import available_backends, default_backend
 
     if args.threads:
         torch.set_num_threads(args.threads)

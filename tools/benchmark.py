@@ -64,7 +64,7 @@ def table(rows: List[List[str]], header: List[str]) -> str:
 
 
 def _cpu_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int) -> List[str]:
-    from kernels import selective_scan
+    from vssm.kernels import selective_scan
 
     t = make_scan_inputs(Bt, L, K, Du, N, "cpu")
     tg = make_scan_inputs(Bt, L, K, Du, N, "cpu", requires_grad=True)
@@ -111,7 +111,7 @@ def _cross_order(L: int, device: str) -> torch.Tensor:
 
 
 def _cuda_row(bench, si: int, Bt: int, L: int, K: int, Du: int, N: int, dtype: torch.dtype) -> List[str]:
-    from kernels import selective_scan
+    from vssm.kernels import selective_scan
 
     t = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype)
     tg = make_scan_inputs(Bt, L, K, Du, N, "cuda", dtype, requires_grad=True)
@@ -147,8 +147,8 @@ def _cuda_row(bench, si: int, Bt: int, L: int, K: int, Du: int, N: int, dtype: t
 
 
 def _cuda_scan_row(bench, spec: str, u: torch.Tensor, Bt: int, side: int, Du: int, N: int) -> List[object]:
-    import scans
-    from kernels import selective_scan
+    import vssm.scans as scans
+    from vssm.kernels import selective_scan
 
     order = scans.get_scan(spec).orders(side, side, device="cuda")
     Kc = order.shape[0]
@@ -159,8 +159,7 @@ def _cuda_scan_row(bench, spec: str, u: torch.Tensor, Bt: int, side: int, Du: in
 
 def bench_kernel_cuda(args) -> None:
     import triton.testing
-
-    import scans
+    import vssm.scans as scans
 
     Bt, K = 8, 4
     name = torch.cuda.get_device_name()
@@ -193,7 +192,7 @@ def bench_kernel_cuda(args) -> None:
 
 
 def bench_scans(args) -> None:
-    import scans
+    import vssm.scans as scans
 
     rows = []
     for name in scans.list_scans():

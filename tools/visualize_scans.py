@@ -9,7 +9,7 @@ green circle and the end by a red square; cells a path never visits stay blank. 
     python tools/visualize_scans.py --scan cross+hilbert -H 13 -W 21 --out combo.png
     python tools/visualize_scans.py --scan all -H 13 -W 21 --out scans.png   # scans_<name>.png for each scan
 
-``--scan`` takes any spec :func:`scans.get_scan` understands by name (``'a+b'`` combines), ``--scan-kwargs k=v``
+``--scan`` takes any spec :func:`vssm.scans.get_scan` understands by name (``'a+b'`` combines), ``--scan-kwargs k=v``
 the constructor arguments (values are Python literals: ``size=2``, ``variants="('normal','reversed')"``).
 """
 from __future__ import annotations
@@ -25,8 +25,7 @@ if str(ROOT) not in sys.path:  # run as `python tools/visualize_scans.py` from a
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-
-from scans import Scan, get_scan, list_scans  # noqa: E402
+from vssm.scans import Scan, get_scan, list_scans  # noqa: E402
 
 # What `--scan all` gives the registered scans that cannot be built without arguments.
 ALL_DEFAULT_KWARGS: Dict[str, Dict[str, Any]] = {"combine": {"scans": ["cross", "hilbert"]}}

@@ -110,7 +110,7 @@ class TimmBackbone(BaseModule):
         arch (str | dict): A timm entrypoint of the family (``'vmamba_tiny'``), an alias from ``arch_zoo``
             (``'tiny'``), or a dict of model keyword arguments, optionally with ``base`` naming the entrypoint they
             override (default ``default_arch``), e.g. ``dict(base='tiny', depths=(2, 2, 4, 2))``. Default: 'tiny'.
-        scan (str | dict | list | None): Scan strategy of the model (see ``scans.resolve_scans``); None keeps the
+        scan (str | dict | list | None): Scan strategy of the model (see ``vssm.scans.resolve_scans``); None keeps the
             model's default. Default: None.
         out_indices (Sequence[int]): Stages whose outputs are returned (negative counts from the end).
             Default: (0, 1, 2, 3).

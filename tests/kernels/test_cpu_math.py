@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-
-from kernels import cpu
+from vssm.kernels import cpu
 
 pytestmark = pytest.mark.skipif(not cpu.is_available(), reason="the cpu backend needs numba")
 

@@ -8,8 +8,7 @@ import math
 
 import pytest
 import torch
-
-from kernels import available_backends, selective_scan, selective_scan_mamba, selective_scan_ref
+from vssm.kernels import available_backends, selective_scan, selective_scan_mamba, selective_scan_ref
 
 HAS_CUDA = torch.cuda.is_available()
 TOL = {torch.float32: (6e-4, 2e-3), torch.float64: (1e-9, 1e-9), torch.bfloat16: (3e-2, 5e-2),
@@ -252,7 +251,7 @@ def test_fused_order_equals_gather_scan_scatter(backend):
 
 
 def test_every_registered_scan_through_the_op():
-    scans = pytest.importorskip("scans")
+    scans = pytest.importorskip("vssm.scans")
     H, W = 6, 9
     for name in scans.list_scans():
         spec = "cross+hilbert+atrous" if name == "combine" else name  # combine needs its parts

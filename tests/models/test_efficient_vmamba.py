@@ -13,9 +13,9 @@ import pytest
 import timm
 import torch
 from timm.optim import param_groups_weight_decay
+from vssm.scans import get_scan
 
 import vssm  # noqa: F401
-from scans import get_scan
 from vssm.convert import CheckpointMismatchError
 from vssm.models.efficient_vmamba import AtrousSS2D, EfficientVMamba, checkpoint_filter_fn
 
@@ -161,7 +161,7 @@ def test_any_input_size(size, padding):
 def test_atrous_mixer_is_one_ordered_scan_of_the_subgrids(size):
     """One op call over the atrous orders == EfficientVMamba's ES2D: the four stride-2 sub-grids cut out (offsets
     (0, 0), (1, 0), (0, 1), (1, 1); the second and fourth walked column-major), each scanned alone, written back."""
-    from kernels import selective_scan_ref
+    from vssm.kernels import selective_scan_ref
 
     H, W = size
     torch.manual_seed(0)

@@ -190,7 +190,7 @@ def test_padding_tokens_take_part_as_in_the_official_code():
 
 @pytest.mark.parametrize("scan", ["raster", "bidirectional", "hilbert"])
 def test_scan_plugin(scan):
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     K = get_scan(scan).K
     model = timm.create_model("test_mambavision", scan=scan, num_classes=3).eval()

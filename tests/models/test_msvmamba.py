@@ -14,10 +14,10 @@ import pytest
 import timm
 import torch
 from timm.optim import param_groups_weight_decay
+from vssm.kernels import selective_scan_ref
+from vssm.scans.multiscale import MultiScaleScan
 
 import vssm  # noqa: F401
-from kernels import selective_scan_ref
-from scans.multiscale import MultiScaleScan
 from vssm.convert import CheckpointMismatchError
 from vssm.models.msvmamba import MSVMamba, MultiScaleSS2D, chained_state_correction, checkpoint_filter_fn
 
@@ -238,7 +238,7 @@ def test_mixer_is_one_op_call_of_the_official_algorithm(size):
 
 
 def test_mixer_rejects_other_scans():
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     with pytest.raises(ValueError, match="MultiScaleScan"):
         MultiScaleSS2D(8, scan=get_scan("cross"))

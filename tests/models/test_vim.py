@@ -241,7 +241,7 @@ class _Renamed:
 
 @pytest.mark.parametrize("hw", [(1, 2), (2, 2), (5, 5), (3, 4), (7, 6)])
 def test_class_token_rule_is_vim_for_bidirectional(hw):
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     H, W = hw
     bidi = get_scan("bidirectional")
@@ -254,7 +254,7 @@ def test_class_token_rule_is_vim_for_bidirectional(hw):
 
 
 def _scan_names():
-    from scans import get_scan, list_scans
+    from vssm.scans import get_scan, list_scans
 
     names = []
     for n in list_scans():
@@ -268,7 +268,7 @@ def _scan_names():
 
 @pytest.mark.parametrize("scan", _scan_names())
 def test_every_registered_scan(scan):
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     K = get_scan(scan).K
     model = timm.create_model("test_vim", scan=scan, depth=1, num_classes=3).eval()

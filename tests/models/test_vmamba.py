@@ -9,9 +9,9 @@ import pytest
 import timm
 import torch
 from timm.optim import param_groups_weight_decay
+from vssm.kernels import available_backends
 
 import vssm  # noqa: F401
-from kernels import available_backends
 from vssm.convert import CheckpointMismatchError
 from vssm.models.vmamba import checkpoint_filter_fn
 
@@ -216,7 +216,7 @@ def test_device_dtype_kwargs():
 
 
 def _scan_names():
-    from scans import get_scan, list_scans
+    from vssm.scans import get_scan, list_scans
 
     names = []
     for n in list_scans():
@@ -230,7 +230,7 @@ def _scan_names():
 
 @pytest.mark.parametrize("scan", _scan_names())
 def test_every_registered_scan(scan):
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     K = get_scan(scan).K
     ref = timm.create_model("test_vmamba", device="meta")

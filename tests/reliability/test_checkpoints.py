@@ -17,8 +17,7 @@ import torch
 from rel_support import ERROR, FIGURES, FULL, RESULT, expect_error, record
 
 import vssm  # noqa: F401
-from vssm.convert import CheckpointMismatchError, load_checkpoint_file, load_state_dict_strict
-from vssm.utils.checkpoint import CheckpointError, load_safe
+from vssm.checkpoint import CheckpointError, check_state_dict, load_weights, read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,15 +33,17 @@ class Bomb:
 def test_pickled_code_runs_only_when_asked(tmp_path):
     marker = tmp_path / "PWNED"
     torch.save({"state_dict": {"w": torch.ones(2)}, "cfg": Bomb(marker)}, tmp_path / "bomb.pth")
-    expect_error("checkpoint load_safe", lambda: load_safe(tmp_path / "bomb.pth"), CheckpointError,
-                 ["bomb.pth", "globals", "open)"])
-    expect_error("checkpoint load_checkpoint_file", lambda: load_checkpoint_file(tmp_path / "bomb.pth"),
-                 CheckpointMismatchError, ["bomb.pth", "weights_only=True", "allow_pickle=True"])
+    expect_error("checkpoint read_checkpoint", lambda: read_checkpoint(tmp_path / "bomb.pth"), CheckpointError,
+                 ["bomb.pth", "globals", "open)", "weights_only=True", "allow_pickle=True"])
+    model = timm.create_model("test_vmamba")
+    expect_error("checkpoint load_weights", lambda: load_weights(model, tmp_path / "bomb.pth"), CheckpointError,
+                 ["bomb.pth", "globals", "allow_pickle=True"])
     mm = pytest.importorskip("vssm.mm")
-    expect_error("checkpoint mm init_cfg", lambda: mm._read_checkpoint(str(tmp_path / "bomb.pth"), False, "cpu"),
-                 CheckpointError, ["bomb.pth", "globals", "allow_pickle=True"])
+    backbone = mm.VMambaBackbone(arch="test", init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "bomb.pth")))
+    expect_error("checkpoint mm init_cfg", backbone.init_weights, CheckpointError,
+                 ["bomb.pth", "globals", "allow_pickle=True"])
     assert not marker.exists()
-    load_checkpoint_file(tmp_path / "bomb.pth", allow_pickle=True)  # asked for explicitly: the file's code runs
+    read_checkpoint(tmp_path / "bomb.pth", allow_pickle=True)  # asked for explicitly: the file's code runs
     assert marker.exists(), "the bomb is not a real one: the test above proves nothing"
 
 
@@ -68,13 +69,13 @@ def test_damaged_files_are_clear_errors(tmp_path, suffix):
         bad = tmp_path / f"bad{suffix}"
         bad.write_bytes(data)
         if suffix == ".pth":
-            expect_error("checkpoint load_safe", lambda bad=bad: load_safe(bad), CheckpointError,
+            expect_error("checkpoint read_checkpoint", lambda bad=bad: read_checkpoint(bad), CheckpointError,
                          [str(bad), "not a readable checkpoint"])
         try:
-            out = load_checkpoint_file(bad)
-        except CheckpointMismatchError as e:
-            assert str(bad) in str(e) and "readable" in str(e), (what, str(e))
-            record("checkpoint load_checkpoint_file", ERROR)
+            out = read_checkpoint(bad)
+        except CheckpointError as e:
+            assert str(bad) in str(e) and "not a readable checkpoint" in str(e), (what, str(e))
+            record("checkpoint read_checkpoint", ERROR)
         else:  # safetensors has no checksum: a flipped data byte is the one damage it cannot see
             assert suffix == ".safetensors" and "flipped" in what, what
             assert set(out) == set(sd) and any(not torch.equal(out[k], sd[k]) for k in sd)
@@ -86,16 +87,32 @@ def test_strict_loading_lists_every_kind_of_mismatch():
     sd.pop("head.fc.bias")
     sd["extra.weight"] = torch.zeros(1)
     sd["norm.weight"] = torch.zeros(3)
-    msg = expect_error("checkpoint load_state_dict_strict", lambda: load_state_dict_strict(model, sd),
-                       CheckpointMismatchError, ["1 shape mismatch(es): norm.weight: checkpoint (3,) vs model",
-                                                 "1 missing key(s): head.fc.bias", "1 unexpected key(s): extra.weight"])
+    msg = expect_error("checkpoint check_state_dict", lambda: check_state_dict(sd, model),
+                       CheckpointError, ["1 shape mismatch(es): norm.weight: checkpoint (3,) vs model",
+                                         "1 missing key(s): head.fc.bias", "1 unexpected key(s): extra.weight"])
     assert "test" not in msg or "VMamba" in msg
 
 
+def test_load_weights_is_strict_except_an_adapted_classifier(tmp_path):
+    """Only the classifier may differ, and only when asked; everything else that differs is named."""
+    src = timm.create_model("test_vmamba", num_classes=4)
+    dst = timm.create_model("test_vmamba", num_classes=7)
+    fresh_head = dst.head.fc.weight.detach().clone()
+    expect_error("checkpoint load_weights", lambda: load_weights(dst, src.state_dict()), CheckpointError,
+                 ["does not fit model 'test_vmamba'", "head.fc.weight: checkpoint (4, ", "vs model (7, "])
+    note = load_weights(dst, src.state_dict(), adapt_classifier=True)
+    assert "the state dict" in note
+    assert torch.equal(dst.head.fc.weight, fresh_head)  # the classifier keeps its initialisation
+    assert all(torch.equal(v, src.state_dict()[k]) for k, v in dst.state_dict().items() if not k.startswith("head."))
+    sd = src.state_dict()
+    sd.pop("stages.0.blocks.0.mixer.A_log")
+    expect_error("checkpoint load_weights", lambda: load_weights(dst, sd, adapt_classifier=True), CheckpointError,
+                 ["the state dict", "stages.0.blocks.0.mixer.A_log"])
+
+
 _WRITER = """
-import sys, torch
-sys.path.insert(0, {root!r})
-from vssm.utils.checkpoint import save_atomic
+import torch
+from vssm.checkpoint import save_atomic
 i = 0
 while True:
     i += 1
@@ -108,13 +125,13 @@ def test_atomic_save_survives_kill_9(tmp_path):
     path = tmp_path / "last.pth"
     rng = random.Random(0)
     for cycle in range(6 if FULL else 3):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=str(ROOT), path=str(path))])
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(path=str(path))])
         while not path.exists():
             time.sleep(0.05)
         time.sleep(rng.uniform(0.05, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        ckpt = load_safe(path)
+        ckpt = read_checkpoint(path)
         assert torch.equal(ckpt["w"], torch.full((1 << 20,), float(ckpt["i"]))), cycle
         record("checkpoint save_atomic", RESULT)
 
@@ -189,14 +206,14 @@ def test_kill_9_and_resume_equals_uninterrupted(tool_env, tmp_path):
         kills += 1
         # whatever the moment of the kill, last.pth is absent (killed before the first epoch) or a whole checkpoint
         if last.exists():
-            ckpt = load_safe(last)
+            ckpt = read_checkpoint(last)
             assert ckpt["format"] == "vssm-train/1" and 1 <= ckpt["epoch"] <= EPOCHS
             assert not epochs_seen or ckpt["epoch"] >= epochs_seen[-1], "a resumed run went back in time"
             epochs_seen.append(ckpt["epoch"])
         for extra in run_dir.glob("*.pth") if run_dir.is_dir() else []:
-            load_safe(extra)  # best.pth and checkpoint-N.pth are whole too
+            read_checkpoint(extra)  # best.pth and checkpoint-N.pth are whole too
     assert finished
-    a, b = load_safe(tmp_path / "whole" / "last.pth"), load_safe(run_dir / "last.pth")
+    a, b = read_checkpoint(tmp_path / "whole" / "last.pth"), read_checkpoint(run_dir / "last.pth")
     assert a["epoch"] == b["epoch"] == EPOCHS
     for key in ("state_dict", "state_dict_ema"):
         assert a[key].keys() == b[key].keys()

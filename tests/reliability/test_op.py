@@ -12,9 +12,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rel_support import FULL, RESULT, expect_error, record
-
-from kernels import available_backends, selective_scan, selective_scan_ref
-from scans import get_scan, list_scans
+from vssm.kernels import available_backends, selective_scan, selective_scan_ref
+from vssm.scans import get_scan, list_scans
 
 BACKENDS = [b for b in ("cpu", "ref", "triton") if b in available_backends()]
 SHAPE = dict(Bt=2, L=6, K=2, Du=3, N=2)

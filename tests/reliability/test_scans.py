@@ -8,9 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rel_support import FULL, RESULT, expect_error, record
-
-from kernels import selective_scan, selective_scan_ref
-from scans import get_scan, list_scans
+from vssm.kernels import selective_scan, selective_scan_ref
+from vssm.scans import get_scan, list_scans
 
 # (scan spec, keyword arguments, needles: the argument, the value, what is allowed)
 BAD_CONFIG = [

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from scans import AtrousScan, get_scan
+from vssm.scans import AtrousScan, get_scan
 
 SIZES = [(1, 1), (1, 5), (5, 1), (2, 2), (4, 6), (7, 7), (13, 21), (56, 56), (200, 333)]
 

@@ -1,8 +1,7 @@
 """Combined scans: paths concatenated along K in order, shorter paths padded with -1, every way of writing one."""
 import pytest
 import torch
-
-from scans import CombineScan, get_scan
+from vssm.scans import CombineScan, get_scan
 
 
 def test_concatenation_and_padding():

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 import torch
-
-from scans import BidirectionalScan, CrossScan, RasterScan, get_scan
+from vssm.scans import BidirectionalScan, CrossScan, RasterScan, get_scan
 
 SIZES = [(1, 1), (1, 7), (7, 1), (2, 3), (7, 7), (13, 21), (56, 56), (200, 333)]
 

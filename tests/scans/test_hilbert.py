@@ -2,8 +2,7 @@
 continuity on every rectangle, and the variants."""
 import numpy as np
 import pytest
-
-from scans import HilbertScan, get_scan, hilbert_path
+from vssm.scans import HilbertScan, get_scan, hilbert_path
 
 
 def classical_d2xy(n, d):

@@ -6,8 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from scans import BaseScan, get_scan, list_scans
+from vssm.scans import BaseScan, get_scan, list_scans
 
 # Arguments for registered scans that need some (every other one must build with its defaults).
 SPEC_KWARGS = {"combine": {"scans": ["cross", "atrous", {"type": "window", "size": 2}]}}

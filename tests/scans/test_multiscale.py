@@ -6,9 +6,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from scans import list_scans
-from scans.multiscale import MultiScaleScan
+from vssm.scans import list_scans
+from vssm.scans.multiscale import MultiScaleScan
 
 SIZES = [(1, 1), (1, 9), (9, 1), (2, 2), (2, 3), (7, 7), (5, 8), (13, 21), (56, 56)]
 

@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 import torch
-
-import scans
-from scans import BaseScan, get_scan, list_scans, register_scan, resolve_scans
-from scans.base import _REGISTRY
+import vssm.scans as scans
+from vssm.scans import BaseScan, get_scan, list_scans, register_scan, resolve_scans
+from vssm.scans.base import _REGISTRY
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_all_scans(tool, tmp_path, monkeypatch):
     drawn = []
     monkeypatch.setattr(tool, "draw", lambda scan, H, W, out, **kw: drawn.append((scan.name, H, W)) or out)
     written = tool.main(["--scan", "all", "-H", "5", "-W", "6", "--out", str(tmp_path / "s.png")])
-    from scans import list_scans
+    from vssm.scans import list_scans
 
     assert [p.name for p in written] == [f"s_{n}.png" for n in list_scans()]
     assert [d[0] for d in drawn] == ["cross+hilbert" if n == "combine" else n for n in list_scans()]
@@ -41,7 +41,7 @@ def test_all_scans(tool, tmp_path, monkeypatch):
 
 
 def test_labels(tool):
-    from scans import get_scan
+    from vssm.scans import get_scan
 
     assert tool.path_labels(get_scan("cross"))[1] == "column-major"
     assert tool.path_labels(get_scan("localmamba", directions=["h", "w7_flip"])) == ["h", "w7_flip"]

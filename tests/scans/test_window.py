@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from scans import LOCALMAMBA_DIRECTIONS, LocalMambaScan, WindowScan, get_scan
+from vssm.scans import LOCALMAMBA_DIRECTIONS, LocalMambaScan, WindowScan, get_scan
 
 SIZES = [(1, 1), (1, 10), (10, 1), (7, 7), (10, 15), (13, 21), (14, 14), (56, 56), (200, 333)]
 

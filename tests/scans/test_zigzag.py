@@ -1,8 +1,7 @@
 """ZigMa's zigzag scans: continuity, the eight paths against a loop-based construction, and K/start."""
 import numpy as np
 import pytest
-
-from scans import ZigzagScan, get_scan
+from vssm.scans import ZigzagScan, get_scan
 
 SIZES = [(1, 1), (1, 6), (6, 1), (2, 2), (3, 4), (7, 7), (13, 21), (56, 56), (200, 333)]
 

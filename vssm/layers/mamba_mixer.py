@@ -6,7 +6,7 @@
   ``x_proj``, ``dt_proj``, ``A`` and ``D`` (its "bimamba v2"), gates both with the same ``silu(z)``, and averages
   them before the out-projection ("div2"). Here the per-path parameters are stacked along a leading ``K`` axis, the
   causal conv of each path runs along that path (the backward conv is the anti-causal conv in token order), and the
-  ``K`` scans are one call of :func:`kernels.selective_scan` with the paths' ``order``.
+  ``K`` scans are one call of :func:`vssm.kernels.selective_scan` with the paths' ``order``.
 * :class:`MambaVisionMixer` is the mixer of MambaVision (Hatamizadeh & Kautz, 2024, "MambaVision: A Hybrid
   Mamba-Transformer Vision Backbone"): the in-projection is split into an SSM branch and a symmetric non-SSM branch,
   both through a non-causal ('same') depthwise conv and SiLU; the SSM branch is scanned, the two are concatenated and
@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kernels import selective_scan
+from vssm.kernels import selective_scan
 
 __all__ = ["PathMamba", "MambaVisionMixer", "path_inverse", "compact_orders", "init_ssm_parameters"]
 

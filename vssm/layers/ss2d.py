@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kernels import selective_scan
+from vssm.kernels import selective_scan
 
 __all__ = ["SS2D", "PathChannelAttention", "resolve_dt_rank", "get_scan_obj"]
 
@@ -33,8 +33,8 @@ def resolve_dt_rank(dt_rank: Union[int, str], dim: int) -> int:
 
 
 def get_scan_obj(scan: Any) -> Any:
-    """A Scan from a Scan, a name, a dict spec or a list (combined); ``scans.get_scan`` raises for unknown ones."""
-    from scans import get_scan
+    """A Scan from a Scan, a name, a dict spec or a list (combined); ``vssm.scans.get_scan`` raises for unknown ones."""
+    from vssm.scans import get_scan
 
     return get_scan(scan)
 
@@ -73,7 +73,7 @@ class SS2D(nn.Module):
 
     Parameters follow the path count ``K`` of the scan: ``x_proj_weight (K, R + 2N, Di)``,
     ``dt_proj_weight (K, Di, R)``, ``dt_proj_bias (K, Di)``, ``A_log (K, Di, N)``, ``D (K, Di)``; everything else is
-    shared. The forward makes one call to ``kernels.selective_scan`` with the scan's ``order``.
+    shared. The forward makes one call to ``vssm.kernels.selective_scan`` with the scan's ``order``.
     """
 
     def __init__(

@@ -39,13 +39,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
-from kernels import selective_scan
+from vssm.kernels import selective_scan
 
-from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
+from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.ss2d import SS2D, PathChannelAttention
 from ..layers.stems import PatchEmbedStem, PatchMerging
+from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
 __all__ = ["EfficientVMamba", "AtrousSS2D", "EVSSBlock", "InvertedResidual", "checkpoint_filter_fn"]
@@ -398,7 +399,7 @@ def _official_key(key: str, depths: Sequence[int]) -> str | None:
 def checkpoint_filter_fn(
         state_dict: Dict[str, Any],
         model: EfficientVMamba,
-        use_ema: bool = True,
+        use_ema: bool | None = None,
 ) -> Dict[str, torch.Tensor]:
     """Converts an official EfficientVMamba checkpoint to this model's keys, strictly.
 
@@ -411,15 +412,15 @@ def checkpoint_filter_fn(
     Args:
         state_dict: The loaded checkpoint.
         model: The target model (its depths place the inverted-residual keys, its shapes decide the reshapes).
-        use_ema: Prefer EMA weights in a wrapped checkpoint.
+        use_ema: Prefer EMA weights in a wrapped checkpoint (None: the pretrained cfg's ``use_ema``, default True).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: Naming the missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: Naming the missing / unexpected keys and shape mismatches.
     """
-    sd = unwrap_state_dict(state_dict, use_ema=use_ema)
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     while sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     if not any(k.startswith(("stem.", "stages.")) for k in sd):

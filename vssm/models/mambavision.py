@@ -30,12 +30,13 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 from torch.utils.checkpoint import checkpoint
 
-from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
+from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
 from ..layers.mamba_mixer import MambaVisionMixer
+from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
 __all__ = ["MambaVision", "MambaVisionStage", "MambaVisionBlock", "ConvBlock", "checkpoint_filter_fn"]
@@ -196,7 +197,7 @@ class MambaVisionStage(nn.Module):
                 ConvBlock(dim, drop_path=drop_path[i], layer_scale=layer_scale_conv, **dd) for i in range(depth)
             ])
         else:
-            from scans import get_scan
+            from vssm.scans import get_scan
 
             self.scans = list(scans) if scans is not None else [get_scan("raster")] * depth
             n_mixer = math.ceil(depth / 2)  # the first half mixes with Mamba, the rest with attention
@@ -291,7 +292,7 @@ class MambaVision(HierarchicalModel):
             layer_scale: layer-scale init of the mixer / attention blocks (published: B, L, L2: 1e-5; T, S: none).
             layer_scale_conv: layer-scale init of the conv blocks (published: none).
             scan: path(s) of the mixer inside a window: one scan, a list per stage, or one per block (see
-                ``scans.resolve_scans``). Published: ``'raster'``.
+                ``vssm.scans.resolve_scans``). Published: ``'raster'``.
             d_state: SSM state size of the mixer (published: 8).
             d_conv: conv size of the mixer (published: 3).
             expand: mixer inner width ratio (published: 1).
@@ -304,7 +305,7 @@ class MambaVision(HierarchicalModel):
             dtype: parameter dtype.
         """
         super().__init__()
-        from scans import resolve_scans
+        from vssm.scans import resolve_scans
 
         dd = {"device": device, "dtype": dtype}
         num_stages = len(depths)
@@ -416,16 +417,16 @@ def checkpoint_filter_fn(
     Args:
         state_dict: the loaded checkpoint.
         model: the target model (``meta`` works).
-        use_ema: take the EMA weights of a wrapped checkpoint (default False: the official loader reads
-            ``'state_dict'``).
+        use_ema: take the EMA weights of a wrapped checkpoint (None: the pretrained cfg's ``use_ema``, False for
+            every release: the official loader reads ``'state_dict'``).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: naming the first missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: naming the first missing / unexpected keys and shape mismatches.
     """
-    sd = unwrap_state_dict(state_dict, use_ema=bool(use_ema))
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     if sd and all(k.startswith("model.") for k in sd):
         sd = {k[len("model."):]: v for k, v in sd.items()}
     target = model.state_dict()
@@ -442,6 +443,7 @@ def checkpoint_filter_fn(
 def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     return {
         "url": url,
+        "use_ema": False,  # the official numbers are of the plain weights (see checkpoint_filter_fn)
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,

@@ -38,11 +38,12 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
-from ..convert import CheckpointMismatchError, check_state_dict, rename_keys, unwrap_state_dict
+from ..checkpoint import CheckpointError, check_state_dict, rename_keys, resolve_use_ema, unwrap_state_dict
 from ..layers.linear_attention import LinearAttention
 from ..layers.vss_block import Mlp
+from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
 __all__ = ["MLLA", "MllaBlock", "MllaStage", "checkpoint_filter_fn"]
@@ -335,7 +336,7 @@ def _official_key(key: str) -> str | None:
 def checkpoint_filter_fn(
         state_dict: Dict[str, Any],
         model: MLLA,
-        use_ema: bool = True,
+        use_ema: bool | None = None,
 ) -> Dict[str, torch.Tensor]:
     """Converts an official MLLA checkpoint to this model's keys, strictly.
 
@@ -347,17 +348,17 @@ def checkpoint_filter_fn(
     Args:
         state_dict: The loaded checkpoint.
         model: The target model.
-        use_ema: Prefer EMA weights in a wrapped checkpoint.
+        use_ema: Prefer EMA weights in a wrapped checkpoint (None: the pretrained cfg's ``use_ema``, default True).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: Naming the missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: Naming the missing / unexpected keys and shape mismatches.
     """
-    sd = unwrap_state_dict(state_dict, use_ema=use_ema)
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     if "absolute_pos_embed" in sd:
-        raise CheckpointMismatchError("MLLA checkpoint has 'absolute_pos_embed' (trained with ape=True); this model "
+        raise CheckpointError("MLLA checkpoint has 'absolute_pos_embed' (trained with ape=True); this model "
                                       "has no absolute position embedding")
     if not any(k.startswith(("stem.", "stages.")) for k in sd):
         sd = rename_keys(sd, _official_key)

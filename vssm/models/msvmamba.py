@@ -17,8 +17,8 @@ half-resolution outputs are summed, bilinearly up-sampled and added to the full-
 squeeze-excitation, the gate ``silu(z)`` and the out-projection.
 
 Here the two branches are one sequence: the full-resolution tokens followed by the half-resolution tokens
-(``H * W + h * w``), and the four paths are orders over it (``scans.multiscale.MultiScaleScan``), so one call of the
-ordered selective-scan op serves all of them and no path copies the map.
+(``H * W + h * w``), and the four paths are orders over it (``vssm.scans.multiscale.MultiScaleScan``), so one call
+of the ordered selective-scan op serves all of them and no path copies the map.
 
 The official code concatenates the three half-resolution traversals into one sequence and scans it as one, so
 each traversal starts from the state the previous one ended with. The op starts every path from zero; with
@@ -42,14 +42,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
-from kernels import selective_scan
-from scans.multiscale import MultiScaleScan
+from vssm.kernels import selective_scan
+from vssm.scans.multiscale import MultiScaleScan
 
-from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
+from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.ss2d import resolve_dt_rank
 from ..layers.stems import PatchEmbedStem, PatchMerging
+from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
 __all__ = ["MSVMamba", "MultiScaleSS2D", "MSVMambaBlock", "ConvFFN", "chained_state_correction",
@@ -443,7 +444,7 @@ class MSVMamba(HierarchicalModel):
             scan = MultiScaleScan(**{k: v for k, v in scan.items() if k != "type"})
         if scan is not None and not isinstance(scan, MultiScaleScan):
             raise ValueError(f"MSVMamba scans two resolutions at once and takes a multi-scale scan "
-                             f"(scans.multiscale.MultiScaleScan, 'multiscale' or a dict of its arguments); got "
+                             f"(vssm.scans.multiscale.MultiScaleScan, 'multiscale' or a dict of its arguments); got "
                              f"{scan!r}, which indexes a single map")
         self.scan = scan if scan is not None else MultiScaleScan()
         self.num_classes = num_classes
@@ -521,7 +522,7 @@ def _official_key(key: str) -> str | None:
 def checkpoint_filter_fn(
         state_dict: Dict[str, Any],
         model: MSVMamba,
-        use_ema: bool = True,
+        use_ema: bool | None = None,
 ) -> Dict[str, torch.Tensor]:
     """Converts an official MSVMamba (v1) checkpoint to this model's keys, strictly.
 
@@ -534,15 +535,15 @@ def checkpoint_filter_fn(
     Args:
         state_dict: The loaded checkpoint.
         model: The target model (its shapes decide the reshapes).
-        use_ema: Prefer EMA weights in a wrapped checkpoint.
+        use_ema: Prefer EMA weights in a wrapped checkpoint (None: the pretrained cfg's ``use_ema``, default True).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: Naming the missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: Naming the missing / unexpected keys and shape mismatches.
     """
-    sd = unwrap_state_dict(state_dict, use_ema=use_ema)
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     if not any(k.startswith(("stem.", "stages.")) for k in sd):
         target = model.state_dict()
         sd = rename_keys(sd, _official_key)

@@ -33,13 +33,14 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, PatchEmbed, RmsNorm, lecun_normal_, resample_abs_pos_embed, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, register_model
 from torch.utils.checkpoint import checkpoint
 
-from ..convert import check_state_dict, unwrap_state_dict
+from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
 from ..layers.stems import check_image_input
+from ._cfg import generate_default_cfgs
 
 __all__ = ["Vim", "VimBlock", "checkpoint_filter_fn", "vim_token_orders", "resample_vim_pos_embed"]
 
@@ -204,7 +205,7 @@ class Vim(nn.Module):
             embed_dim: token width.
             depth: number of layers.
             scan: the scan of every layer, or a list with one per layer (names, dicts or Scan objects; see
-                ``scans.resolve_scans``). Each layer gets one set of per-path parameters per path of its scan;
+                ``vssm.scans.resolve_scans``). Each layer gets one set of per-path parameters per path of its scan;
                 ``'bidirectional'`` (two paths) is Vim.
             d_state: SSM state size.
             expand: mixer inner width ratio.
@@ -224,7 +225,7 @@ class Vim(nn.Module):
             dtype: parameter dtype.
         """
         super().__init__()
-        from scans import resolve_scans
+        from vssm.scans import resolve_scans
 
         dd = {"device": device, "dtype": dtype}
         if global_pool not in ("", "token", "avg"):
@@ -542,15 +543,16 @@ def checkpoint_filter_fn(
     Args:
         state_dict: the loaded checkpoint.
         model: the target model (its shapes decide the resampling; ``meta`` works).
-        use_ema: take the EMA weights of a wrapped checkpoint (default False, as the official evaluation).
+        use_ema: take the EMA weights of a wrapped checkpoint (None: the pretrained cfg's ``use_ema``, False for
+            every release, as the official evaluation).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: naming the first missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: naming the first missing / unexpected keys and shape mismatches.
     """
-    sd = unwrap_state_dict(state_dict, use_ema=bool(use_ema))
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     if any(k.startswith("norm_f.") or ".mixer.A_b_log" in k or ".mixer.conv1d." in k for k in sd):
         sd = _convert_official(sd)
     pe = sd.get("pos_embed")
@@ -573,6 +575,7 @@ def checkpoint_filter_fn(
 def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     return {
         "url": url,
+        "use_ema": False,  # the official numbers are of the plain weights (see checkpoint_filter_fn)
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,

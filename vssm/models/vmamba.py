@@ -6,7 +6,7 @@ Selective Scan", 2024 (arXiv:2403.09338), https://github.com/hunto/LocalMamba.
 
 The network is VMamba's: a patch-embed stem, four stages of VSS blocks (SS2D token mixer, optional MLP) joined by
 2x downsampling, a final norm, average pooling and a linear head. The SS2D mixer here calls one ordered
-selective-scan op with the orders of its scan (``vssm.layers.SS2D``), so every scan strategy of ``scans`` plugs in
+selective-scan op with the orders of its scan (``vssm.layers.SS2D``), so every scan strategy of ``vssm.scans`` plugs in
 through ``scan=`` without copies of the feature map; VMamba's own cross scan is the default.
 
 What the official code selects with strings maps onto plain arguments here:
@@ -41,10 +41,11 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, get_act_layer
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
-from ..convert import check_state_dict, rename_keys, reshape_like, unwrap_state_dict
+from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers import ConvStem, VSSBlock, create_downsample, create_stem
+from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
@@ -144,7 +145,7 @@ class VMamba(HierarchicalModel):
             stem: ``'v1'`` (strided conv + norm) or ``'v2'`` (two 3x3 stride-2 convs).
             downsample: ``'v1'`` (patch merging), ``'v2'`` (2x2 conv), ``'v3'`` (3x3 conv).
             scan: a scan for every layer, a list with one per stage, or one per layer (names, dicts or Scan objects;
-                see ``scans.resolve_scans``). Per-path parameters follow each scan's ``K``.
+                see ``vssm.scans.resolve_scans``). Per-path parameters follow each scan's ``K``.
             d_state: SSM state size (VMamba v0: 16, v2: 1).
             ssm_ratio: SS2D inner width ratio.
             dt_rank: dt projection rank or ``'auto'`` (``ceil(dim / 16)``).
@@ -167,7 +168,7 @@ class VMamba(HierarchicalModel):
             dtype: parameter dtype.
         """
         super().__init__()
-        from scans import resolve_scans
+        from vssm.scans import resolve_scans
 
         dd = {"device": device, "dtype": dtype}
         num_stages = len(depths)
@@ -221,8 +222,6 @@ class VMamba(HierarchicalModel):
 _STEM_V1 = {"0": "proj", "2": "norm"}
 _STEM_V2 = {"0": "conv1", "2": "norm1", "5": "conv2", "7": "norm2"}
 _DOWNSAMPLE = {"1": "conv", "3": "norm", "reduction": "reduction", "norm": "norm"}
-# Official results of these were measured on the plain (non-EMA) weights.
-_PLAIN_WEIGHTS = ("vanilla_vmamba_tiny", "localvmamba_tiny", "localvmamba_small")
 _MIXER = {
     "x_proj_weight": "x_proj_weight", "dt_projs_weight": "dt_proj_weight", "dt_projs_bias": "dt_proj_bias",
     "A_logs": "A_log", "Ds": "D",
@@ -275,19 +274,17 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: VMamba, use_ema: boo
     Args:
         state_dict: the loaded checkpoint.
         model: the target model (its shapes decide the reshapes).
-        use_ema: prefer EMA weights in a wrapped checkpoint; default True (as timm) except for the models whose
-            official numbers are of the plain weights (Vanilla-VMamba-T, LocalVMamba).
+        use_ema: prefer EMA weights in a wrapped checkpoint; None: the pretrained cfg's ``use_ema`` (True, as timm,
+            except for the releases whose official numbers are of the plain weights: Vanilla-VMamba-T, LocalVMamba).
 
     Returns:
         A state dict with exactly the model's keys (the classifier is left for timm to adapt).
 
     Raises:
-        vssm.convert.CheckpointMismatchError: naming the first missing / unexpected keys and shape mismatches.
+        vssm.checkpoint.CheckpointError: naming the first missing / unexpected keys and shape mismatches.
     """
     arch = (getattr(model, "pretrained_cfg", None) or {}).get("architecture", "") or ""
-    if use_ema is None:
-        use_ema = arch not in _PLAIN_WEIGHTS
-    sd = unwrap_state_dict(state_dict, use_ema=use_ema)
+    sd = unwrap_state_dict(state_dict, use_ema=resolve_use_ema(model, use_ema))
     target = model.state_dict()
     if not any(k.startswith(("stem.", "stages.")) for k in sd):
         stem_map = _STEM_V2 if isinstance(model.stem, ConvStem) else _STEM_V1
@@ -330,17 +327,17 @@ default_cfgs = generate_default_cfgs({
     "vmamba_base.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
     # Vanilla-VMamba-T was trained without EMA; its reported accuracy is of the plain weights.
     "vanilla_vmamba_tiny.in1k": _cfg(
-        first_conv="stem.proj", notes=("trained without EMA",),
+        first_conv="stem.proj", notes=("trained without EMA",), use_ema=False,
         origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
     "vanilla_vmamba_small.in1k": _cfg(
         first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
     "vanilla_vmamba_base.in1k": _cfg(
         first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
     "localvmamba_tiny": _cfg(
-        first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
+        first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan"),
     "localvmamba_small.in1k": _cfg(
-        first_conv="stem.proj", license="apache-2.0", paper_ids="arXiv:2403.09338",
+        first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan",
         origin_url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt"),
     "vmamba_micro": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),

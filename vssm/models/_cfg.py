@@ -1,0 +1,24 @@
+"""Pretrained cfgs of the vssm models: timm's ``PretrainedCfg`` plus the fields our checkpoint loading reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Union
+
+from timm.models import PretrainedCfg as _TimmPretrainedCfg
+from timm.models import generate_default_cfgs as _timm_generate_default_cfgs
+
+__all__ = ["PretrainedCfg", "generate_default_cfgs"]
+
+
+@dataclass
+class PretrainedCfg(_TimmPretrainedCfg):
+    """timm's pretrained cfg with ``use_ema``: which weights of an official training checkpoint holding both the
+    plain and the EMA weights are the released ones (those the published accuracy was measured on). Default True,
+    timm's choice; ``vssm.checkpoint.resolve_use_ema`` reads it from ``model.pretrained_cfg``."""
+
+    use_ema: bool = True
+
+
+def generate_default_cfgs(cfgs: Dict[str, Union[Dict[str, Any], _TimmPretrainedCfg]]) -> Dict[str, Any]:
+    """timm's ``generate_default_cfgs`` over :class:`PretrainedCfg` (dicts are turned into ours, not timm's)."""
+    return _timm_generate_default_cfgs({k: PretrainedCfg(**v) if isinstance(v, dict) else v for k, v in cfgs.items()})
