@@ -5,35 +5,11 @@ from typing import Any, Callable, Type, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import DropPath
+from timm.layers import DropPath, Mlp
 
 from .ss2d import SS2D
 
-__all__ = ["Mlp", "VSSBlock"]
-
-
-class Mlp(nn.Module):
-    """Two linear layers with an activation between (channels-last), ``fc1`` / ``fc2`` as in VMamba and timm."""
-
-    def __init__(
-            self,
-            in_features: int,
-            hidden_features: int,
-            act_layer: Type[nn.Module] = nn.GELU,
-            drop: float = 0.0,
-            device: torch.device | None = None,
-            dtype: torch.dtype | None = None,
-    ):
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.fc1 = nn.Linear(in_features, hidden_features, **dd)
-        self.act = act_layer()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden_features, in_features, **dd)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+__all__ = ["VSSBlock"]
 
 
 class VSSBlock(nn.Module):

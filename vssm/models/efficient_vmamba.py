@@ -40,10 +40,12 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
 from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models._efficientnet_blocks import SqueezeExcite
 
 from vssm.kernels import selective_scan
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
+from ..layers.drop import drop_path_rates
 from ..layers.ss2d import SS2D, PathChannelAttention
 from ..layers.stems import PatchEmbedStem, PatchMerging
 from ._cfg import generate_default_cfgs
@@ -167,27 +169,6 @@ class EVSSBlock(nn.Module):
         return x + self.drop_path(self._attend(ssm) + self._attend(conv))
 
 
-class SqueezeExcite(nn.Module):
-    """Squeeze-excitation with 1x1 convs (``conv_reduce`` / ``conv_expand``), ReLU and a sigmoid gate (NCHW)."""
-
-    def __init__(
-            self,
-            chs: int,
-            reduce_chs: int,
-            device: torch.device | None = None,
-            dtype: torch.dtype | None = None,
-    ):
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.conv_reduce = nn.Conv2d(chs, reduce_chs, 1, **dd)
-        self.act = nn.ReLU(inplace=True)
-        self.conv_expand = nn.Conv2d(reduce_chs, chs, 1, **dd)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.conv_expand(self.act(self.conv_reduce(x.mean((2, 3), keepdim=True))))
-        return x * torch.sigmoid(s)
-
-
 class InvertedResidual(nn.Module):
     """MobileNetV2 inverted residual with squeeze-excitation, as in EfficientVMamba's later stages (NCHW).
 
@@ -211,7 +192,8 @@ class InvertedResidual(nn.Module):
         self.conv_dw = nn.Sequential(
             nn.Conv2d(mid, mid, 3, padding=1, groups=mid, bias=False, **dd), nn.BatchNorm2d(mid, **dd),
             nn.ReLU(inplace=True))
-        self.se = SqueezeExcite(mid, max(1, int(mid * se_ratio)), **dd) if se_ratio else nn.Identity()
+        # timm's EfficientNet SE: conv_reduce / conv_expand (1x1, bias), ReLU, sigmoid gate, the official keys
+        self.se = SqueezeExcite(mid, rd_channels=max(1, int(mid * se_ratio)), **dd) if se_ratio else nn.Identity()
         self.conv_pw2 = nn.Sequential(nn.Conv2d(mid, dim, 1, bias=False, **dd), nn.BatchNorm2d(dim, **dd))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
@@ -330,25 +312,24 @@ class EfficientVMamba(HierarchicalModel):
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
         self.stem = PatchEmbedStem(in_chans, dims[0], patch_size, norm_layer=norm_layer, **dd)
-        total = sum(depths)
-        dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        dpr = drop_path_rates(drop_path_rate, depths, per_stage=True, float64=True)
         evss_kwargs = dict(scan=scan, atrous_padding=atrous_padding, d_state=d_state, ssm_ratio=ssm_ratio,
                            dt_rank=dt_rank, ssm_conv=ssm_conv, ssm_conv_bias=ssm_conv_bias, ssm_drop=ssm_drop_rate)
         ir_kwargs = dict(expand_ratio=ir_expand_ratio, se_ratio=ir_se_ratio)
         self.stages = nn.Sequential()
         self.feature_info = []
-        prev, start, reduction = dims[0], 0, patch_size
+        prev, reduction = dims[0], patch_size
         for i, depth in enumerate(depths):
             if i > 0:
                 reduction *= 2
             ssm = i < num_ssm_stages
             self.stages.append(EfficientVMambaStage(
                 prev, dims[i], depth, block_type="evss" if ssm else "ir", downsample=i > 0,
-                drop_path=dpr[start:start + depth], norm_layer=norm_layer,
+                drop_path=dpr[i], norm_layer=norm_layer,
                 block_kwargs=evss_kwargs if ssm else ir_kwargs, **dd,
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
-            prev, start = dims[i], start + depth
+            prev = dims[i]
 
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = norm_layer(self.num_features, **dd)
@@ -472,26 +453,26 @@ def _create_efficient_vmamba(variant: str, pretrained: bool = False, **kwargs: A
 @register_model
 def efficient_vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> EfficientVMamba:
     """EfficientVMamba-T (6.5M): dims 48, depths (2, 2, 4, 2) (official drop_path_rate 0.1)."""
-    args = dict(depths=(2, 2, 4, 2), dims=48)
-    return _create_efficient_vmamba("efficient_vmamba_tiny", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(2, 2, 4, 2), dims=48)
+    return _create_efficient_vmamba("efficient_vmamba_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficient_vmamba_small(pretrained: bool = False, **kwargs: Any) -> EfficientVMamba:
     """EfficientVMamba-S as published (11.3M): dims 64, depths (2, 2, 4, 2) (official drop_path_rate 0.1)."""
-    args = dict(depths=(2, 2, 4, 2), dims=64)
-    return _create_efficient_vmamba("efficient_vmamba_small", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(2, 2, 4, 2), dims=64)
+    return _create_efficient_vmamba("efficient_vmamba_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficient_vmamba_base(pretrained: bool = False, **kwargs: Any) -> EfficientVMamba:
     """EfficientVMamba-B (33.7M): dims 96, depths (2, 2, 9, 2) (official drop_path_rate 0.1)."""
-    args = dict(depths=(2, 2, 9, 2), dims=96)
-    return _create_efficient_vmamba("efficient_vmamba_base", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(2, 2, 9, 2), dims=96)
+    return _create_efficient_vmamba("efficient_vmamba_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_efficient_vmamba(pretrained: bool = False, **kwargs: Any) -> EfficientVMamba:
     """Tiny EfficientVMamba for fast tests: dims (16, 24, 32, 32), depths (1, 2, 1, 1), d_state 4."""
-    args = dict(depths=(1, 2, 1, 1), dims=(16, 24, 32, 32), d_state=4)
-    return _create_efficient_vmamba("test_efficient_vmamba", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 2, 1, 1), dims=(16, 24, 32, 32), d_state=4)
+    return _create_efficient_vmamba("test_efficient_vmamba", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -35,6 +35,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
+from ..layers.drop import drop_path_rates
 from ..layers.mamba_mixer import MambaVisionMixer
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
@@ -324,11 +325,11 @@ class MambaVision(HierarchicalModel):
         self.scans = resolve_scans(scan, list(depths))
 
         self.stem = Stem(in_chans, stem_dim, dims[0], **dd)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta device
+        dpr = drop_path_rates(drop_path_rate, depths, per_stage=True)
         mixer_kwargs = dict(d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank)
         self.stages = nn.Sequential()
         self.feature_info = []
-        prev, start, reduction = dims[0], 0, 4
+        prev, reduction = dims[0], 4
         for i, depth in enumerate(depths):
             if i > 0:
                 reduction *= 2
@@ -336,11 +337,11 @@ class MambaVision(HierarchicalModel):
                 prev, dims[i], depth, conv=i < 2, downsample=i > 0, num_heads=num_heads[i],
                 window_size=window_size[i], scans=self.scans[i], mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                 qk_norm=qk_norm, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
-                drop_path=dpr[start:start + depth], layer_scale=layer_scale, layer_scale_conv=layer_scale_conv,
+                drop_path=dpr[i], layer_scale=layer_scale, layer_scale_conv=layer_scale_conv,
                 mixer_kwargs=mixer_kwargs, **dd,
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
-            prev, start = dims[i], start + depth
+            prev = dims[i]
 
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = nn.BatchNorm2d(self.num_features, **dd)
@@ -506,10 +507,6 @@ def _create_mambavision(variant: str, pretrained: bool = False, **kwargs: Any) -
     )
 
 
-def _args(kwargs: Dict[str, Any], **model_args: Any) -> Dict[str, Any]:
-    return {**model_args, **kwargs}
-
-
 _SMALL_HEADS = (2, 4, 8, 16)
 _LARGE_HEADS = (4, 8, 16, 32)
 _WINDOWS = (8, 8, 14, 7)
@@ -518,75 +515,75 @@ _WINDOWS = (8, 8, 14, 7)
 @register_model
 def mambavision_tiny(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-T (31.8M): dim 80, depths (1, 3, 8, 4) (official drop_path_rate 0.2)."""
-    args = _args(kwargs, depths=(1, 3, 8, 4), dims=80, stem_dim=32, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
-    return _create_mambavision("mambavision_tiny", pretrained, **args)
+    model_args = dict(depths=(1, 3, 8, 4), dims=80, stem_dim=32, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
+    return _create_mambavision("mambavision_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_tiny2(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-T2 (35.1M): dim 80, depths (1, 3, 11, 4) (official drop_path_rate 0.2)."""
-    args = _args(kwargs, depths=(1, 3, 11, 4), dims=80, stem_dim=32, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
-    return _create_mambavision("mambavision_tiny2", pretrained, **args)
+    model_args = dict(depths=(1, 3, 11, 4), dims=80, stem_dim=32, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
+    return _create_mambavision("mambavision_tiny2", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_small(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-S (50.1M): dim 96, depths (3, 3, 7, 5) (official drop_path_rate 0.2)."""
-    args = _args(kwargs, depths=(3, 3, 7, 5), dims=96, stem_dim=64, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
-    return _create_mambavision("mambavision_small", pretrained, **args)
+    model_args = dict(depths=(3, 3, 7, 5), dims=96, stem_dim=64, num_heads=_SMALL_HEADS, window_size=_WINDOWS)
+    return _create_mambavision("mambavision_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_base(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-B (97.7M): dim 128, depths (3, 3, 10, 5), layer scale 1e-5 (official drop_path_rate 0.3)."""
-    args = _args(kwargs, depths=(3, 3, 10, 5), dims=128, stem_dim=64, num_heads=_SMALL_HEADS, window_size=_WINDOWS,
-                 layer_scale=1e-5)
-    return _create_mambavision("mambavision_base", pretrained, **args)
+    model_args = dict(depths=(3, 3, 10, 5), dims=128, stem_dim=64, num_heads=_SMALL_HEADS, window_size=_WINDOWS,
+                      layer_scale=1e-5)
+    return _create_mambavision("mambavision_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-L (228.0M): dim 196, depths (3, 3, 10, 5), layer scale 1e-5 (official drop_path_rate 0.3)."""
-    args = _args(kwargs, depths=(3, 3, 10, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS, window_size=_WINDOWS,
-                 layer_scale=1e-5)
-    return _create_mambavision("mambavision_large", pretrained, **args)
+    model_args = dict(depths=(3, 3, 10, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS, window_size=_WINDOWS,
+                      layer_scale=1e-5)
+    return _create_mambavision("mambavision_large", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large2(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-L2 (241.6M): dim 196, depths (3, 3, 12, 5), layer scale 1e-5 (official drop_path_rate 0.3)."""
-    args = _args(kwargs, depths=(3, 3, 12, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS, window_size=_WINDOWS,
-                 layer_scale=1e-5)
-    return _create_mambavision("mambavision_large2", pretrained, **args)
+    model_args = dict(depths=(3, 3, 12, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS, window_size=_WINDOWS,
+                      layer_scale=1e-5)
+    return _create_mambavision("mambavision_large2", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large2_512(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-L2 at 512x512 (windows 32 and 16 in stages 3-4), the ImageNet-21K release."""
-    args = _args(kwargs, depths=(3, 3, 12, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS,
-                 window_size=(8, 8, 32, 16), layer_scale=1e-5)
-    return _create_mambavision("mambavision_large2_512", pretrained, **args)
+    model_args = dict(depths=(3, 3, 12, 5), dims=196, stem_dim=64, num_heads=_LARGE_HEADS,
+                      window_size=(8, 8, 32, 16), layer_scale=1e-5)
+    return _create_mambavision("mambavision_large2_512", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large3_256(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-L3 at 256x256 (dim 256, depths (3, 3, 20, 10), windows 16 and 8), the ImageNet-21K release."""
-    args = _args(kwargs, depths=(3, 3, 20, 10), dims=256, stem_dim=64, num_heads=_LARGE_HEADS,
-                 window_size=(8, 8, 16, 8), layer_scale=1e-5)
-    return _create_mambavision("mambavision_large3_256", pretrained, **args)
+    model_args = dict(depths=(3, 3, 20, 10), dims=256, stem_dim=64, num_heads=_LARGE_HEADS,
+                      window_size=(8, 8, 16, 8), layer_scale=1e-5)
+    return _create_mambavision("mambavision_large3_256", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mambavision_large3_512(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """MambaVision-L3 at 512x512 (windows 32 and 16 in stages 3-4), the ImageNet-21K release."""
-    args = _args(kwargs, depths=(3, 3, 20, 10), dims=256, stem_dim=64, num_heads=_LARGE_HEADS,
-                 window_size=(8, 8, 32, 16), layer_scale=1e-5)
-    return _create_mambavision("mambavision_large3_512", pretrained, **args)
+    model_args = dict(depths=(3, 3, 20, 10), dims=256, stem_dim=64, num_heads=_LARGE_HEADS,
+                      window_size=(8, 8, 32, 16), layer_scale=1e-5)
+    return _create_mambavision("mambavision_large3_512", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_mambavision(pretrained: bool = False, **kwargs: Any) -> MambaVision:
     """Tiny MambaVision for fast tests: dims (16, 32, 48, 64), depths (1, 1, 3, 2), windows 2, layer scale."""
-    args = _args(kwargs, depths=(1, 1, 3, 2), dims=(16, 32, 48, 64), stem_dim=8, num_heads=(1, 2, 2, 4),
-                 window_size=(2, 2, 2, 2), d_state=4, layer_scale=1e-5)
-    return _create_mambavision("test_mambavision", pretrained, **args)
+    model_args = dict(depths=(1, 1, 3, 2), dims=(16, 32, 48, 64), stem_dim=8, num_heads=(1, 2, 2, 4),
+                      window_size=(2, 2, 2, 2), d_state=4, layer_scale=1e-5)
+    return _create_mambavision("test_mambavision", pretrained=pretrained, **dict(model_args, **kwargs))

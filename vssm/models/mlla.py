@@ -37,12 +37,12 @@ from typing import Any, Callable, Dict, Sequence, Type, Union
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, DropPath
+from timm.layers import ClassifierHead, DropPath, Mlp
 from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
 from ..checkpoint import CheckpointError, check_state_dict, rename_keys, resolve_use_ema, unwrap_state_dict
+from ..layers.drop import drop_path_rates
 from ..layers.linear_attention import LinearAttention
-from ..layers.vss_block import Mlp
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -285,21 +285,20 @@ class MLLA(HierarchicalModel):
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
         self.stem = MllaStem(in_chans, dims[0], **dd)
-        total = sum(depths)
-        dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        dpr = drop_path_rates(drop_path_rate, depths, per_stage=True, float64=True)
         block_kwargs = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate, norm_layer=norm_layer)
         self.stages = nn.Sequential()
         self.feature_info = []
-        prev, start, reduction = dims[0], 0, 4
+        prev, reduction = dims[0], 4
         for i, depth in enumerate(depths):
             if i > 0:
                 reduction *= 2
             self.stages.append(MllaStage(
-                prev, dims[i], depth, num_heads[i], downsample=i > 0, drop_path=dpr[start:start + depth],
+                prev, dims[i], depth, num_heads[i], downsample=i > 0, drop_path=dpr[i],
                 block_kwargs=block_kwargs, **dd,
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
-            prev, start = dims[i], start + depth
+            prev = dims[i]
 
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = norm_layer(self.num_features, **dd)
@@ -406,26 +405,26 @@ def _create_mlla(variant: str, pretrained: bool = False, **kwargs: Any) -> MLLA:
 @register_model
 def mlla_tiny(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """MLLA-T (24.4M): dims 64, depths (2, 4, 8, 4), heads (2, 4, 8, 16) (official drop_path_rate 0.2)."""
-    args = dict(depths=(2, 4, 8, 4), dims=64, num_heads=(2, 4, 8, 16))
-    return _create_mlla("mlla_tiny", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(2, 4, 8, 4), dims=64, num_heads=(2, 4, 8, 16))
+    return _create_mlla("mlla_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mlla_small(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """MLLA-S (43.0M): dims 64, depths (3, 6, 21, 6), heads (2, 4, 8, 16) (official drop_path_rate 0.3)."""
-    args = dict(depths=(3, 6, 21, 6), dims=64, num_heads=(2, 4, 8, 16))
-    return _create_mlla("mlla_small", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(3, 6, 21, 6), dims=64, num_heads=(2, 4, 8, 16))
+    return _create_mlla("mlla_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mlla_base(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """MLLA-B (96.0M): dims 96, depths (3, 6, 21, 6), heads (3, 6, 12, 24) (official drop_path_rate 0.5)."""
-    args = dict(depths=(3, 6, 21, 6), dims=96, num_heads=(3, 6, 12, 24))
-    return _create_mlla("mlla_base", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(3, 6, 21, 6), dims=96, num_heads=(3, 6, 12, 24))
+    return _create_mlla("mlla_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_mlla(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """Tiny MLLA for fast tests: dims (16, 24, 32, 32), depths (1, 1, 2, 1), heads (2, 2, 4, 4)."""
-    args = dict(depths=(1, 1, 2, 1), dims=(16, 24, 32, 32), num_heads=(2, 2, 4, 4), mlp_ratio=2.0)
-    return _create_mlla("test_mlla", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 1, 2, 1), dims=(16, 24, 32, 32), num_heads=(2, 2, 4, 4), mlp_ratio=2.0)
+    return _create_mlla("test_mlla", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -48,6 +48,8 @@ from vssm.kernels import selective_scan
 from vssm.scans.multiscale import MultiScaleScan
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
+from ..layers.drop import drop_path_rates
+from ..layers.squeeze_excite import SqueezeExciteCl
 from ..layers.ss2d import resolve_dt_rank
 from ..layers.stems import PatchEmbedStem, PatchMerging
 from ._cfg import generate_default_cfgs
@@ -105,27 +107,6 @@ def chained_state_correction(
             last = (torch.exp(after[..., None] * A) * (d * u[:, perm])[..., None] * B[:, perm, None, :]).sum(1)
             state = last if state is None else last + decay_all * state
     return out
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-excitation with linear layers without bias (``fc.0``, ReLU, ``fc.2``, sigmoid), channels-last."""
-
-    def __init__(
-            self,
-            dim: int,
-            reduction: int = 8,
-            device: torch.device | None = None,
-            dtype: torch.dtype | None = None,
-    ):
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        self.fc = nn.Sequential(
-            nn.Linear(dim, dim // reduction, bias=False, **dd), nn.ReLU(inplace=True),
-            nn.Linear(dim // reduction, dim, bias=False, **dd), nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.fc(x.mean((1, 2), keepdim=True))
 
 
 class MultiScaleSS2D(nn.Module):
@@ -206,7 +187,7 @@ class MultiScaleSS2D(nn.Module):
         self.A_log = nn.Parameter(torch.empty(P, Di, N, **dd))
         self.D = nn.Parameter(torch.empty(P, Di, **dd))
         self.out_norm = norm_layer(Di, **dd)
-        self.se = SqueezeExcite(Di, se_reduction, **dd) if se_reduction else nn.Identity()
+        self.se = SqueezeExciteCl(Di, se_reduction, **dd) if se_reduction else nn.Identity()
         self.out_proj = nn.Linear(Di, dim, bias=False, **dd)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         self.reset_ssm_parameters()
@@ -454,24 +435,23 @@ class MSVMamba(HierarchicalModel):
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
 
         self.stem = PatchEmbedStem(in_chans, dims[0], patch_size, norm_layer=norm_layer, **dd)
-        total = sum(depths)
-        dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        dpr = drop_path_rates(drop_path_rate, depths, per_stage=True, float64=True)
         mixer_kwargs = dict(scan=self.scan, d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, d_conv=ssm_conv,
                             low_conv=low_conv, conv_bias=ssm_conv_bias, se_reduction=se_reduction,
                             chain_low_paths=chain_low_paths, proj_drop=ssm_drop_rate)
         block_kwargs = dict(ffn_expansion=ffn_expansion, ffn_drop=ffn_drop_rate, mixer_kwargs=mixer_kwargs)
         self.stages = nn.Sequential()
         self.feature_info = []
-        prev, start, reduction = dims[0], 0, patch_size
+        prev, reduction = dims[0], patch_size
         for i, depth in enumerate(depths):
             if i > 0:
                 reduction *= 2
             self.stages.append(MSVMambaStage(
-                prev, dims[i], depth, downsample=i > 0, drop_path=dpr[start:start + depth], norm_layer=norm_layer,
+                prev, dims[i], depth, downsample=i > 0, drop_path=dpr[i], norm_layer=norm_layer,
                 block_kwargs=block_kwargs, **dd,
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
-            prev, start = dims[i], start + depth
+            prev = dims[i]
 
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = norm_layer(self.num_features, **dd)
@@ -593,26 +573,26 @@ def _create_msvmamba(variant: str, pretrained: bool = False, **kwargs: Any) -> M
 @register_model
 def msvmamba_nano(pretrained: bool = False, **kwargs: Any) -> MSVMamba:
     """MSVMamba-N (6.9M): dims 48, depths (1, 2, 5, 2) (official drop_path_rate 0.2)."""
-    args = dict(depths=(1, 2, 5, 2), dims=48)
-    return _create_msvmamba("msvmamba_nano", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 2, 5, 2), dims=48)
+    return _create_msvmamba("msvmamba_nano", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def msvmamba_micro(pretrained: bool = False, **kwargs: Any) -> MSVMamba:
     """MSVMamba-M (11.9M): dims 64, depths (1, 2, 5, 2) (official drop_path_rate 0.2)."""
-    args = dict(depths=(1, 2, 5, 2), dims=64)
-    return _create_msvmamba("msvmamba_micro", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 2, 5, 2), dims=64)
+    return _create_msvmamba("msvmamba_micro", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def msvmamba_tiny(pretrained: bool = False, **kwargs: Any) -> MSVMamba:
     """MSVMamba-T (33.0M): dims 96, depths (1, 2, 9, 2) (official drop_path_rate 0.2)."""
-    args = dict(depths=(1, 2, 9, 2), dims=96)
-    return _create_msvmamba("msvmamba_tiny", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 2, 9, 2), dims=96)
+    return _create_msvmamba("msvmamba_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_msvmamba(pretrained: bool = False, **kwargs: Any) -> MSVMamba:
     """Tiny MSVMamba for fast tests: dims (16, 24, 32, 32), depths (1, 2, 1, 1)."""
-    args = dict(depths=(1, 2, 1, 1), dims=(16, 24, 32, 32))
-    return _create_msvmamba("test_msvmamba", pretrained, **dict(args, **kwargs))
+    model_args = dict(depths=(1, 2, 1, 1), dims=(16, 24, 32, 32))
+    return _create_msvmamba("test_msvmamba", pretrained=pretrained, **dict(model_args, **kwargs))

@@ -37,6 +37,7 @@ from timm.models import build_model_with_cfg, register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
+from ..layers.drop import drop_path_rates
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
 from ..layers.stems import check_image_input
@@ -253,7 +254,7 @@ class Vim(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + int(class_token), embed_dim, **dd))
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
-        dpr = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist()  # also under a meta device
+        dpr = drop_path_rates(drop_path_rate, depth)
         mixer_kwargs = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, divide_out=divide_out)
         self.layers = nn.ModuleList([
             VimBlock(embed_dim, num_paths=self.scans[i].K, drop_path=dpr[i], norm_eps=norm_eps,
@@ -615,23 +616,26 @@ def _create_vim(variant: str, pretrained: bool = False, **kwargs: Any) -> Vim:
 @register_model
 def vim_tiny(pretrained: bool = False, **kwargs: Any) -> Vim:
     """Vim-Ti (7.1M): embed 192, depth 24, patch 16, middle class token (official drop_path_rate 0.0)."""
-    return _create_vim("vim_tiny", pretrained, **dict(dict(embed_dim=192, depth=24), **kwargs))
+    model_args = dict(embed_dim=192, depth=24)
+    return _create_vim("vim_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vim_small(pretrained: bool = False, **kwargs: Any) -> Vim:
     """Vim-S (25.8M): embed 384, depth 24, patch 16, middle class token (official drop_path_rate 0.05)."""
-    return _create_vim("vim_small", pretrained, **dict(dict(embed_dim=384, depth=24), **kwargs))
+    model_args = dict(embed_dim=384, depth=24)
+    return _create_vim("vim_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vim_base(pretrained: bool = False, **kwargs: Any) -> Vim:
     """Vim-B (97.6M): embed 768, depth 24, patch 16, middle class token."""
-    return _create_vim("vim_base", pretrained, **dict(dict(embed_dim=768, depth=24), **kwargs))
+    model_args = dict(embed_dim=768, depth=24)
+    return _create_vim("vim_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_vim(pretrained: bool = False, **kwargs: Any) -> Vim:
     """Tiny Vim for fast tests: embed 32, depth 4, patch 8, d_state 4, made for 32x32 images."""
-    args = dict(img_size=32, patch_size=8, embed_dim=32, depth=4, d_state=4)
-    return _create_vim("test_vim", pretrained, **dict(args, **kwargs))
+    model_args = dict(img_size=32, patch_size=8, embed_dim=32, depth=4, d_state=4)
+    return _create_vim("test_vim", pretrained=pretrained, **dict(model_args, **kwargs))

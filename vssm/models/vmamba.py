@@ -44,7 +44,7 @@ from timm.layers import ClassifierHead, get_act_layer
 from timm.models import build_model_with_cfg, checkpoint_seq, register_model
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
-from ..layers import ConvStem, VSSBlock, create_downsample, create_stem
+from ..layers import ConvStem, VSSBlock, create_downsample, create_stem, drop_path_rates
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -185,8 +185,7 @@ class VMamba(HierarchicalModel):
         self.scans = resolve_scans(scan, list(depths))
 
         self.stem = create_stem(stem, in_chans, dims[0], patch_size, norm_layer=norm_layer, **dd)
-        total = sum(depths)
-        dpr = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+        dpr = drop_path_rates(drop_path_rate, depths, per_stage=True, float64=True)
         block_kwargs = dict(
             d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank, ssm_act_layer=get_act_layer(ssm_act_layer),
             ssm_conv=ssm_conv, ssm_conv_bias=ssm_conv_bias, ssm_gate=ssm_gate, ssm_drop=ssm_drop_rate,
@@ -195,16 +194,16 @@ class VMamba(HierarchicalModel):
         )
         self.stages = nn.Sequential()
         self.feature_info = []
-        prev, start, reduction = dims[0], 0, patch_size
+        prev, reduction = dims[0], patch_size
         for i, depth in enumerate(depths):
             if i > 0:
                 reduction *= 2
             self.stages.append(VMambaStage(
                 prev, dims[i], depth, self.scans[i], downsample=downsample if i > 0 else "",
-                drop_path=dpr[start:start + depth], norm_layer=norm_layer, block_kwargs=block_kwargs, **dd,
+                drop_path=dpr[i], norm_layer=norm_layer, block_kwargs=block_kwargs, **dd,
             ))
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
-            prev, start = dims[i], start + depth
+            prev = dims[i]
 
         self.num_features = self.head_hidden_size = dims[-1]
         self.norm = norm_layer(self.num_features, **dd)
@@ -362,92 +361,88 @@ _V2 = dict(stem="v2", downsample="v3", d_state=1, ssm_conv_bias=False, ssm_gate=
 _V0 = dict(stem="v1", downsample="v1", d_state=16, ssm_ratio=2.0, ssm_conv_bias=True, ssm_gate=True, mlp_ratio=0.0)
 
 
-def _args(base: Dict[str, Any], kwargs: Dict[str, Any], **model_args: Any) -> Dict[str, Any]:
-    return {**base, **model_args, **kwargs}
-
-
 @register_model
 def vmamba_tiny_s1l8(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-T [s1l8] (30.2M): dims 96, depths (2, 2, 8, 2), ssm_ratio 1 (official drop_path_rate 0.2)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
-    return _create_vmamba("vmamba_tiny_s1l8", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_tiny_s1l8", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small_s1l20(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-S [s1l20] (49.0M): dims 96, depths (2, 2, 20, 2), ssm_ratio 1 (official drop_path_rate 0.3)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 20, 2), dims=96, ssm_ratio=1.0)
-    return _create_vmamba("vmamba_small_s1l20", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 20, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_small_s1l20", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base_s1l20(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-B [s1l20] (86.6M): dims 128, depths (2, 2, 20, 2), ssm_ratio 1 (official drop_path_rate 0.5)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 20, 2), dims=128, ssm_ratio=1.0)
-    return _create_vmamba("vmamba_base_s1l20", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 20, 2), dims=128, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_base_s1l20", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_tiny_s2l5(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-T [s2l5] (30.7M): dims 96, depths (2, 2, 5, 2), ssm_ratio 2 (official drop_path_rate 0.2)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 5, 2), dims=96, ssm_ratio=2.0)
-    return _create_vmamba("vmamba_tiny_s2l5", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 5, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_tiny_s2l5", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small_s2l15(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-S [s2l15] (50.1M): dims 96, depths (2, 2, 15, 2), ssm_ratio 2 (official drop_path_rate 0.3)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
-    return _create_vmamba("vmamba_small_s2l15", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_small_s2l15", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base_s2l15(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-B [s2l15] (88.6M): dims 128, depths (2, 2, 15, 2), ssm_ratio 2 (official drop_path_rate 0.6)."""
-    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
-    return _create_vmamba("vmamba_base_s2l15", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_base_s2l15", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-T of the official README: the ``s1l8`` configuration."""
-    args = _args(_V2, kwargs, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
-    return _create_vmamba("vmamba_tiny", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 8, 2), dims=96, ssm_ratio=1.0)
+    return _create_vmamba("vmamba_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-S of the official README: the ``s2l15`` configuration."""
-    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
-    return _create_vmamba("vmamba_small", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 15, 2), dims=96, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """VMamba-B of the official README: the ``s2l15`` configuration."""
-    args = _args(_V2, kwargs, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
-    return _create_vmamba("vmamba_base", pretrained, **args)
+    model_args = dict(_V2, depths=(2, 2, 15, 2), dims=128, ssm_ratio=2.0)
+    return _create_vmamba("vmamba_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vanilla_vmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """Vanilla-VMamba-T (v0, 22.9M): dims 96, depths (2, 2, 9, 2), d_state 16 (official drop_path_rate 0.2)."""
-    args = _args(_V0, kwargs, depths=(2, 2, 9, 2), dims=96)
-    return _create_vmamba("vanilla_vmamba_tiny", pretrained, **args)
+    model_args = dict(_V0, depths=(2, 2, 9, 2), dims=96)
+    return _create_vmamba("vanilla_vmamba_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vanilla_vmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """Vanilla-VMamba-S (v0, 44.4M): dims 96, depths (2, 2, 27, 2), d_state 16 (official drop_path_rate 0.3)."""
-    args = _args(_V0, kwargs, depths=(2, 2, 27, 2), dims=96)
-    return _create_vmamba("vanilla_vmamba_small", pretrained, **args)
+    model_args = dict(_V0, depths=(2, 2, 27, 2), dims=96)
+    return _create_vmamba("vanilla_vmamba_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vanilla_vmamba_base(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """Vanilla-VMamba-B (v0, 76.3M): dims 128, depths (2, 2, 27, 2), d_state 16 (official drop_path_rate 0.6)."""
-    args = _args(_V0, kwargs, depths=(2, 2, 27, 2), dims=128)
-    return _create_vmamba("vanilla_vmamba_base", pretrained, **args)
+    model_args = dict(_V0, depths=(2, 2, 27, 2), dims=128)
+    return _create_vmamba("vanilla_vmamba_base", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 # LocalMamba's searched directions, one list of 4 per layer (local_vssm_tiny / local_vssm_small of the paper code).
@@ -487,17 +482,15 @@ _LOCAL = dict(_V0, path_attn=True, window_padding=True)
 @register_model
 def localvmamba_tiny(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """LocalVMamba-T (``local_vssm_tiny``): dims 96, depths (2, 2, 9, 2), searched scans per layer."""
-    kwargs.setdefault("scan", localmamba_scans(LOCALVMAMBA_TINY_DIRECTIONS))
-    args = _args(_LOCAL, kwargs, depths=(2, 2, 9, 2), dims=96)
-    return _create_vmamba("localvmamba_tiny", pretrained, **args)
+    model_args = dict(_LOCAL, depths=(2, 2, 9, 2), dims=96, scan=localmamba_scans(LOCALVMAMBA_TINY_DIRECTIONS))
+    return _create_vmamba("localvmamba_tiny", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def localvmamba_small(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """LocalVMamba-S (``local_vssm_small``): dims 96, depths (2, 2, 27, 2), searched scans per layer."""
-    kwargs.setdefault("scan", localmamba_scans(LOCALVMAMBA_SMALL_DIRECTIONS))
-    args = _args(_LOCAL, kwargs, depths=(2, 2, 27, 2), dims=96)
-    return _create_vmamba("localvmamba_small", pretrained, **args)
+    model_args = dict(_LOCAL, depths=(2, 2, 27, 2), dims=96, scan=localmamba_scans(LOCALVMAMBA_SMALL_DIRECTIONS))
+    return _create_vmamba("localvmamba_small", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
@@ -507,15 +500,15 @@ def vmamba_micro(pretrained: bool = False, **kwargs: Any) -> VMamba:
     The v2 recipe (d_state 1, ssm_ratio 1, MLP 2, conv stem, 3x3 downsample) with dims (48, 96, 128, 128) and depths
     (1, 1, 2, 1): feature maps of 8, 4, 2, 1 pixels at 32x32 and 16, 8, 4, 2 at 64x64.
     """
-    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(48, 96, 128, 128), ssm_ratio=1.0, mlp_ratio=2.0)
-    return _create_vmamba("vmamba_micro", pretrained, **args)
+    model_args = dict(_V2, depths=(1, 1, 2, 1), dims=(48, 96, 128, 128), ssm_ratio=1.0, mlp_ratio=2.0)
+    return _create_vmamba("vmamba_micro", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def test_vmamba(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """Tiny VMamba v2 (s1l-style: d_state 1, no gate, ln, MLP) for fast tests."""
-    args = _args(_V2, kwargs, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), ssm_ratio=1.0, mlp_ratio=2.0)
-    return _create_vmamba("test_vmamba", pretrained, **args)
+    model_args = dict(_V2, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), ssm_ratio=1.0, mlp_ratio=2.0)
+    return _create_vmamba("test_vmamba", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
@@ -523,6 +516,6 @@ def test_localvmamba(pretrained: bool = False, **kwargs: Any) -> VMamba:
     """Tiny LocalVMamba for fast tests (one searched-style direction list per layer)."""
     directions = (("h", "v_flip", "w2", "w7_flip"), ("h_flip", "v", "w2_flip", "w7"),
                   ("h", "h_flip", "w2", "w2_flip"), ("v", "v_flip", "w7", "w7_flip"), ("h", "v", "w2", "w7"))
-    kwargs.setdefault("scan", localmamba_scans(directions))
-    args = _args(_LOCAL, kwargs, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), d_state=4, ssm_ratio=1.0)
-    return _create_vmamba("test_localvmamba", pretrained, **args)
+    model_args = dict(_LOCAL, depths=(1, 1, 2, 1), dims=(8, 16, 24, 32), d_state=4, ssm_ratio=1.0,
+                      scan=localmamba_scans(directions))
+    return _create_vmamba("test_localvmamba", pretrained=pretrained, **dict(model_args, **kwargs))
