@@ -11,7 +11,7 @@ from setuptools import find_packages, setup
 
 install_requires = [
     "torch>=2.1",
-    "timm>=1.0",
+    "timm>=1.0.21",  # device= / dtype= factory arguments of timm.layers (MambaVision builds with them)
     "numpy",
     "numba>=0.57",
     "opencv-python",  # what mmcv requires too: one cv2 in the environment
