@@ -16,12 +16,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import threading
 import time
 from typing import Any, Dict, List, Sequence, Tuple
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # timm's references (DeiT-S is the Vim paper's own comparison for Vim-S), then the other vssm families
 REFERENCE_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224", "deit_small_patch16_224")

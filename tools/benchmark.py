@@ -10,16 +10,11 @@ with N=1 (VMamba v2) and N=16 (v0 / Mamba), u shared by the paths and merge='sum
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import sys
 import time
 from typing import Callable, List
 
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 STAGES = [(96, 3136), (192, 784), (384, 196), (768, 49)]
 

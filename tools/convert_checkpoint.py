@@ -13,13 +13,10 @@ On failure it prints one line starting with ``error:`` and exits with status 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from typing import List
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -42,7 +39,7 @@ def convert(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     import vssm  # noqa: F401  (registers the models)
-    from vssm.convert import load_checkpoint_file
+    from vssm.checkpoint import check_state_dict, find_filter, read_checkpoint
 
     if not timm.is_model(args.model):
         raise ValueError(f"unknown model {args.model!r}; vssm models: {', '.join(timm.list_models(module='vmamba'))}")
@@ -56,13 +53,12 @@ def convert(args: argparse.Namespace) -> int:
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     model = timm.create_model(args.model, pretrained=False, device="meta", **kwargs)
-    module = importlib.import_module(type(model).__module__)
-    filter_fn = module.checkpoint_filter_fn
-    checkpoint = load_checkpoint_file(args.input, allow_pickle=args.allow_pickle)
+    filter_fn = find_filter(model)
+    if filter_fn is None:
+        raise ValueError(f"model {args.model!r} has no checkpoint converter (no checkpoint_filter_fn in its module)")
+    checkpoint = read_checkpoint(args.input, allow_pickle=args.allow_pickle)
     state_dict = filter_fn(checkpoint, model, use_ema=not args.no_ema)
     # the filter leaves the classifier to timm; a converted file must fit the model as built here, head included
-    from vssm.convert import check_state_dict
-
     check_state_dict(state_dict, model, family=args.model)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     out_dir = os.path.dirname(os.path.abspath(args.output))

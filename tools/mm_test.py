@@ -7,7 +7,8 @@ Usage:
 
 The metrics of the config's ``test_evaluator`` (COCO box / mask AP, mIoU, ...) are logged and written to the work dir.
 Checkpoints are read with ``torch.load(weights_only=True)`` (mmengine's objects allow-listed, see
-``vssm.mm.allow_mmengine_checkpoints``). Bad input ends with one line starting with ``error:`` and exit status 2.
+``vssm.checkpoint.allow_mmengine_checkpoints``). Bad input ends with one line starting with ``error:`` and exit
+status 2.
 """
 from __future__ import annotations
 
@@ -16,10 +17,6 @@ import os
 import os.path as osp
 import sys
 from typing import List
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # run as `python tools/mm_test.py` from a checkout
-    sys.path.insert(0, ROOT)
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -71,7 +68,7 @@ def main(argv: List[str] | None = None) -> int:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from vssm.mm import allow_mmengine_checkpoints
+    from vssm.checkpoint import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
     try:  # set-up: everything here fails only on bad input

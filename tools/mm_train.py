@@ -8,7 +8,7 @@ Usage:
 
 It does what mmdet's and mmseg's own ``tools/train.py`` do (which also work with our configs), plus two things:
 checkpoints written by mmengine are read back with ``torch.load(weights_only=True)`` on every torch version, by
-allow-listing exactly the non-tensor objects mmengine stores (``vssm.mm.allow_mmengine_checkpoints``), so
+allow-listing exactly the non-tensor objects mmengine stores (``vssm.checkpoint.allow_mmengine_checkpoints``), so
 ``--resume`` works on torch >= 2.6 without disabling safe loading; and bad input (a missing config, an unknown
 backbone arch, a checkpoint that does not fit) ends with one line starting with ``error:`` and exit status 2.
 """
@@ -19,10 +19,6 @@ import os
 import os.path as osp
 import sys
 from typing import List
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # run as `python tools/mm_train.py` from a checkout
-    sys.path.insert(0, ROOT)
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -86,9 +82,7 @@ def main(argv: List[str] | None = None) -> int:
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from vssm.convert import CheckpointMismatchError
-    from vssm.mm import allow_mmengine_checkpoints
-    from vssm.utils.checkpoint import CheckpointError
+    from vssm.checkpoint import CheckpointError, allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
     try:  # set-up: everything here fails only on bad input
@@ -98,7 +92,7 @@ def main(argv: List[str] | None = None) -> int:
         return _fail(e)
     try:
         runner.train()
-    except (CheckpointMismatchError, CheckpointError, pickle.UnpicklingError) as e:  # unreadable / unfit checkpoints
+    except (CheckpointError, pickle.UnpicklingError) as e:  # unreadable / unfit checkpoints
         return _fail(e)
     return 0
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Sequence
 
 import torch
+from timm.data import resolve_data_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from vssm.checkpoint import CheckpointError, is_train_checkpoint, read_checkpoint
+from vssm.data.shapes import prepare_classification
+from vssm.train import (
     ParseKwargs,
     UsageError,
     amp_context,
@@ -37,14 +37,9 @@ from _common import (  # noqa: E402
     dataset_num_classes,
     evaluate,
     init_distributed,
-    is_train_checkpoint,
     parse_with_config,
     run_cli,
 )
-from timm.data import resolve_data_config  # noqa: E402
-
-from vssm.data.shapes import prepare_classification  # noqa: E402
-from vssm.utils.checkpoint import CheckpointError, load_safe  # noqa: E402
 
 _DATA_KEYS = ("img_size", "input_size", "crop_pct", "mean", "std", "interpolation")
 
@@ -92,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ckpt = None
     if args.checkpoint:
         try:
-            ckpt = load_safe(args.checkpoint)
+            ckpt = read_checkpoint(args.checkpoint)
         except CheckpointError as e:
             raise UsageError(f"--checkpoint {e}") from None
     ours = is_train_checkpoint(ckpt)

@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as `python tools/visualize_scans.py` from a checkout
-    sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-from vssm.scans import Scan, get_scan, list_scans  # noqa: E402
+import numpy as np
+from vssm.scans import Scan, get_scan, list_scans
 
 # What `--scan all` gives the registered scans that cannot be built without arguments.
 ALL_DEFAULT_KWARGS: Dict[str, Dict[str, Any]] = {"combine": {"scans": ["cross", "hilbert"]}}
