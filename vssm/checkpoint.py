@@ -400,7 +400,8 @@ def convert_state_dict(checkpoint: Mapping[str, Any], model: nn.Module, use_ema:
     """
     fn = find_filter(model)
     if fn is not None:
-        return dict(fn(checkpoint, model, use_ema=resolve_use_ema(model, use_ema))), "converted by its family's filter"
+        sd = fn(checkpoint, model, use_ema=resolve_use_ema(model, use_ema))
+        return dict(sd), "converted by its family's checkpoint filter"
     return unwrap_state_dict(checkpoint, use_ema=resolve_use_ema(model, use_ema)), "as is"
 
 
