@@ -54,7 +54,13 @@ def make_bar(total: int, desc: str, mode: str, info: DistInfo):
     return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr)
 
 class CheckpointKeeper:
-    """Writes last.pth every epoch, best.pth on a new best, and keeps the N best checkpoint-<epoch>.pth."""
+    """Writes last.pth every epoch, best.pth on a new best, and keeps the N best checkpoint-<epoch>.pth.
+
+    Ours rather than ``timm.utils.CheckpointSaver``: timm's saves with a plain ``torch.save`` and links / copies
+    files afterwards, so a ``kill -9`` mid-write can leave a truncated last.pth, and it keeps its ranking in memory
+    only (lost on resume). Every file here is written through ``vssm.checkpoint.save_atomic`` (a temporary file,
+    then ``os.replace``) and the ranking is rebuilt from the run's history, which the kill / resume tests check.
+    """
 
     def __init__(self, run_dir: Path, keep: int, decreasing: bool):
         self.run_dir, self.keep, self.decreasing = run_dir, keep, decreasing
@@ -104,7 +110,11 @@ SUMMARY_FIELDS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", 
                   "lr", "epoch_seconds", "train_img_per_s", "skipped_updates")
 
 def write_summary(run_dir: Path, history: list[dict[str, float]]) -> None:
-    """summary.csv rewritten from the whole history (so a resumed run never repeats or loses a row)."""
+    """summary.csv rewritten from the whole history (so a resumed run never repeats or loses a row).
+
+    Ours rather than ``timm.utils.update_summary``: timm's appends one row per call, so a run resumed after a kill
+    repeats or loses rows, and its columns differ (``train_``/``eval_`` prefixes on every metric).
+    """
     fields = [f for f in SUMMARY_FIELDS if any(f in h for h in history)]
     tmp = run_dir / ".summary.csv.tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
