@@ -56,10 +56,12 @@ def make_bar(total: int, desc: str, mode: str, info: DistInfo):
 class CheckpointKeeper:
     """Writes last.pth every epoch, best.pth on a new best, and keeps the N best checkpoint-<epoch>.pth.
 
-    Ours rather than ``timm.utils.CheckpointSaver``: timm's saves with a plain ``torch.save`` and links / copies
-    files afterwards, so a ``kill -9`` mid-write can leave a truncated last.pth, and it keeps its ranking in memory
-    only (lost on resume). Every file here is written through ``vssm.checkpoint.save_atomic`` (a temporary file,
-    then ``os.replace``) and the ranking is rebuilt from the run's history, which the kill / resume tests check.
+    Ours rather than ``timm.utils.CheckpointSaver``: timm's builds the checkpoint itself from the model, optimizer
+    and EMA it holds (not our state: scheduler, scaler, every rank's RNG, history), writes last through one fixed
+    ``tmp`` name, copies best / history files with ``shutil.copy2`` when it cannot hard-link (not atomic), and
+    keeps its ranking in memory (restored only through its own ``state_dict``). Here every file is written or
+    copied through ``vssm.checkpoint.save_atomic`` / ``os.replace`` and the ranking is rebuilt from the run's
+    history, which the kill -9 / resume tests check.
     """
 
     def __init__(self, run_dir: Path, keep: int, decreasing: bool):
