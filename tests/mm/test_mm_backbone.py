@@ -15,7 +15,7 @@ from mm_helpers import ROOT
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from vssm.convert import CheckpointMismatchError
+from vssm.checkpoint import CheckpointError, find_filter
 from vssm.mm import (
     EfficientVMambaBackbone,
     LocalVMambaBackbone,
@@ -26,7 +26,6 @@ from vssm.mm import (
     VMambaBackbone,
 )
 from vssm.models.vmamba import VMamba, checkpoint_filter_fn
-from vssm.utils.checkpoint import CheckpointError
 
 FIXTURES = ROOT / "tests" / "models" / "fixtures"
 
@@ -348,7 +347,7 @@ def test_init_cfg_missing_and_unexpected_keys_raise(cls, tmp_path):
     torch.save(sd, tmp_path / "partial.pth")
     backbone = cls(arch="test", init_cfg=_pretrained(tmp_path / "partial.pth"))
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
-    with pytest.raises(CheckpointMismatchError, match=rf"missing key\(s\): .*{re.escape(dropped)}.*"
+    with pytest.raises(CheckpointError, match=rf"missing key\(s\): .*{re.escape(dropped)}.*"
                                                       r"unexpected key\(s\): stages\.9\.extra"):
         backbone.init_weights()
     assert all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())  # nothing half-loaded
@@ -433,7 +432,7 @@ def test_init_cfg_corrupted_checkpoint_fails_clearly(tmp_path):
 def test_init_cfg_checkpoint_of_another_model_names_the_keys(tmp_path):
     torch.save(timm.create_model("test_vmamba", dims=(8, 16, 24, 40)).state_dict(), tmp_path / "other.pth")
     backbone = VMambaBackbone(arch="test", init_cfg=_pretrained(tmp_path / "other.pth"))
-    with pytest.raises(CheckpointMismatchError, match=r"shape mismatch.*stages\.3\.downsample\.conv\.weight: "
+    with pytest.raises(CheckpointError, match=r"shape mismatch.*stages\.3\.downsample\.conv\.weight: "
                                                       r"checkpoint \(40, 24, 3, 3\) vs model \(32, 24, 3, 3\)"):
         backbone.init_weights()
     partial = timm.create_model("test_vmamba").state_dict()
@@ -441,7 +440,7 @@ def test_init_cfg_checkpoint_of_another_model_names_the_keys(tmp_path):
     partial["stages.9.extra"] = torch.zeros(1)
     torch.save(partial, tmp_path / "partial.pth")
     backbone = VMambaBackbone(arch="test", init_cfg=_pretrained(tmp_path / "partial.pth"))
-    with pytest.raises(CheckpointMismatchError, match=r"missing key\(s\): stages\.2\.blocks\.1\.mixer\.A_log.*"
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): stages\.2\.blocks\.1\.mixer\.A_log.*"
                                                       r"unexpected key\(s\): stages\.9\.extra"):
         backbone.init_weights()
 
@@ -451,10 +450,10 @@ def test_init_cfg_wrong_prefix_and_missing_out_norms(tmp_path):
     sd = {f"backbone.{k}": v for k, v in trained.state_dict().items() if k != "outnorm2.bias"}
     torch.save({"state_dict": sd}, tmp_path / "det.pth")
     wrong = VMambaBackbone(arch="test", init_cfg=_pretrained(tmp_path / "det.pth", prefix="model."))
-    with pytest.raises(CheckpointMismatchError, match=r"no key of .*det\.pth starts with prefix='model\.'"):
+    with pytest.raises(CheckpointError, match=r"no key of .*det\.pth starts with prefix='model\.'"):
         wrong.init_weights()
     backbone = VMambaBackbone(arch="test", init_cfg=_pretrained(tmp_path / "det.pth", prefix="backbone."))
-    with pytest.raises(CheckpointMismatchError, match=r"out norms does not fit: 1 missing key\(s\): outnorm2\.bias"):
+    with pytest.raises(CheckpointError, match=r"out norms does not fit: 1 missing key\(s\): outnorm2\.bias"):
         backbone.init_weights()
 
 
@@ -499,7 +498,7 @@ def test_init_cfg_loads_official_checkpoints(cls, fixture, base, num_stages, tmp
     head = [k for k in official if re.search(cls.head_keys, k)]
     assert head, "the fixture carries the official classifier"
     full = timm.create_model(cls.arch_zoo[base], **cfg, num_classes=10)
-    expected = {k: v for k, v in cls.checkpoint_filter_fn(dict(official), full).items()
+    expected = {k: v for k, v in find_filter(full)(dict(official), full).items()
                 if not k.startswith(("norm.", "head."))}
 
     torch.save({"model": official, "epoch": 3}, tmp_path / "official_cls.pth")

@@ -16,7 +16,7 @@ import torch
 from vssm.scans import get_scan
 
 import vssm  # noqa: F401
-from vssm.convert import CheckpointMismatchError
+from vssm.checkpoint import CheckpointError
 from vssm.models.efficient_vmamba import AtrousSS2D, EfficientVMamba, checkpoint_filter_fn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -121,17 +121,17 @@ def test_unpadded_atrous_scan_differs_only_on_odd_maps():
 def test_wrong_checkpoint_names_keys_and_shapes():
     model = timm.create_model(TEST_MODEL, device="meta")
     other = timm.create_model("test_mlla").state_dict()
-    with pytest.raises(CheckpointMismatchError, match=r"EfficientVMamba.*missing key\(s\): stem\.proj\.weight"):
+    with pytest.raises(CheckpointError, match=r"EfficientVMamba.*missing key\(s\): stem\.proj\.weight"):
         checkpoint_filter_fn(other, model)
-    with pytest.raises(CheckpointMismatchError, match=r"unexpected key\(s\): stem\.conv1\.conv\.weight"):
+    with pytest.raises(CheckpointError, match=r"unexpected key\(s\): stem\.conv1\.conv\.weight"):
         checkpoint_filter_fn(other, model)
     cfg, sd, _ = _load_fixture()
-    with pytest.raises(CheckpointMismatchError,
+    with pytest.raises(CheckpointError,
                        match=r"conv_branch\.0\.weight: checkpoint \(8, 1, 3, 3\) vs model \(16, 1, 3, 3\)"):
         checkpoint_filter_fn(sd, model)  # an official checkpoint of another size
     sd = dict(sd)
     sd.pop("layers.0.blocks.0.op.A_logs")
-    with pytest.raises(CheckpointMismatchError, match=r"missing key\(s\): stages\.0\.blocks\.0\.mixer\.A_log"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): stages\.0\.blocks\.0\.mixer\.A_log"):
         checkpoint_filter_fn(sd, EfficientVMamba(**cfg))
 
 

@@ -15,7 +15,7 @@ import timm
 import torch
 
 import vssm  # noqa: F401
-from vssm.convert import CheckpointMismatchError
+from vssm.checkpoint import CheckpointError
 from vssm.layers.attention import window_partition, window_reverse
 from vssm.models.mambavision import MambaVision, checkpoint_filter_fn
 
@@ -139,16 +139,16 @@ def test_parity_with_official(name, wrap):
 def test_wrong_checkpoint_names_keys_and_shapes():
     model = timm.create_model("test_mambavision", device="meta")
     _, official, _, _ = _load_fixture("parity_mambavision_t")
-    with pytest.raises(CheckpointMismatchError, match=r"shape mismatch.*checkpoint \(.*\) vs model \("):
+    with pytest.raises(CheckpointError, match=r"shape mismatch.*checkpoint \(.*\) vs model \("):
         checkpoint_filter_fn(official, model)
     vim = timm.create_model("test_vim", device="meta").state_dict()
     msg = r"does not fit test_mambavision \(MambaVision\).*missing key\(s\): stem\..*unexpected key\(s\): "
-    with pytest.raises(CheckpointMismatchError, match=msg):
+    with pytest.raises(CheckpointError, match=msg):
         checkpoint_filter_fn({"model": vim}, model)
     sd = timm.create_model("test_mambavision").state_dict()
     sd.pop("stages.2.blocks.0.mixer.A_log")
     sd["stages.9.extra"] = torch.zeros(1)
-    with pytest.raises(CheckpointMismatchError, match=r"missing key\(s\): stages\.2\.blocks\.0\.mixer\.A_log"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): stages\.2\.blocks\.0\.mixer\.A_log"):
         checkpoint_filter_fn({"state_dict": sd}, model)
 
 

@@ -17,7 +17,7 @@ from vssm.kernels import selective_scan_ref
 from vssm.scans.multiscale import MultiScaleScan
 
 import vssm  # noqa: F401
-from vssm.convert import CheckpointMismatchError
+from vssm.checkpoint import CheckpointError
 from vssm.models.msvmamba import MSVMamba, MultiScaleSS2D, chained_state_correction, checkpoint_filter_fn
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -184,16 +184,16 @@ def test_independent_low_paths_are_not_the_official_model():
 def test_wrong_checkpoint_names_keys_and_shapes():
     model = timm.create_model(TEST_MODEL, device="meta")
     other = timm.create_model("test_efficient_vmamba").state_dict()
-    with pytest.raises(CheckpointMismatchError, match=r"MSVMamba.*missing key\(s\): .*conv2d_low"):
+    with pytest.raises(CheckpointError, match=r"MSVMamba.*missing key\(s\): .*conv2d_low"):
         checkpoint_filter_fn(other, model)
-    with pytest.raises(CheckpointMismatchError, match=r"unexpected key\(s\): .*conv_branch"):
+    with pytest.raises(CheckpointError, match=r"unexpected key\(s\): .*conv_branch"):
         checkpoint_filter_fn(other, model)
     cfg, sd, _ = _load_fixture()
-    with pytest.raises(CheckpointMismatchError, match=r"ffn\.dwc\.weight: checkpoint \(16, 1, 3, 3\) vs model \(32, 1"):
+    with pytest.raises(CheckpointError, match=r"ffn\.dwc\.weight: checkpoint \(16, 1, 3, 3\) vs model \(32, 1"):
         checkpoint_filter_fn(sd, model)  # an official checkpoint of another size
     sd = dict(sd)
     sd.pop("layers.0.blocks.0.op.conv2d_b1.weight")
-    with pytest.raises(CheckpointMismatchError, match=r"missing key\(s\): stages\.0\.blocks\.0\.mixer\.conv2d_low"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): stages\.0\.blocks\.0\.mixer\.conv2d_low"):
         checkpoint_filter_fn(sd, MSVMamba(**cfg))
 
 

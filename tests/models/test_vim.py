@@ -15,7 +15,7 @@ import timm
 import torch
 
 import vssm  # noqa: F401
-from vssm.convert import CheckpointMismatchError
+from vssm.checkpoint import CheckpointError
 from vssm.models.vim import Vim, checkpoint_filter_fn, resample_vim_pos_embed, vim_token_orders
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -248,27 +248,27 @@ def test_parity_with_official(name):
 def test_wrong_checkpoint_names_keys_and_shapes():
     model = timm.create_model("test_vim", device="meta")
     _, official, _, _ = _load_fixture("parity_vim_even")  # embed 16 vs 32
-    with pytest.raises(CheckpointMismatchError, match=r"shape mismatch.*checkpoint \(.*\) vs model \("):
+    with pytest.raises(CheckpointError, match=r"shape mismatch.*checkpoint \(.*\) vs model \("):
         checkpoint_filter_fn(official, model)
     other = timm.create_model("test_mambavision", device="meta").state_dict()
     msg = r"does not fit test_vim \(Vim\).*missing key\(s\): .*unexpected key\(s\): "
-    with pytest.raises(CheckpointMismatchError, match=msg):
+    with pytest.raises(CheckpointError, match=msg):
         checkpoint_filter_fn(other, model)
     sd = timm.create_model("test_vim").state_dict()
     sd.pop("layers.0.mixer.A_log")
-    with pytest.raises(CheckpointMismatchError, match=r"missing key\(s\): layers\.0\.mixer\.A_log"):
+    with pytest.raises(CheckpointError, match=r"missing key\(s\): layers\.0\.mixer\.A_log"):
         checkpoint_filter_fn({"model": sd}, model)
     # a per-direction key missing from an official checkpoint is named
     cfg, official, _, _ = _load_fixture("parity_vim_even")
     official.pop("layers.1.mixer.x_proj_b.weight")
-    with pytest.raises(CheckpointMismatchError, match=r"layers\.1\.mixer\.x_proj_weight"):
+    with pytest.raises(CheckpointError, match=r"layers\.1\.mixer\.x_proj_weight"):
         checkpoint_filter_fn(official, Vim(**cfg))
 
 
 def test_official_checkpoint_needs_two_paths():
     cfg, official, _, _ = _load_fixture("parity_vim_even")
     model = Vim(**dict(cfg, scan="cross"))
-    with pytest.raises(CheckpointMismatchError, match=r"A_log: checkpoint \(2, 32, 4\) vs model \(4, 32, 4\)"):
+    with pytest.raises(CheckpointError, match=r"A_log: checkpoint \(2, 32, 4\) vs model \(4, 32, 4\)"):
         checkpoint_filter_fn(official, model)
 
 

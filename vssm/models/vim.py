@@ -191,7 +191,8 @@ class Vim(nn.Module):
             drop_path_rate: float = 0.0,
             pyramid: bool = False,
             pyramid_layers: Optional[Sequence[int]] = None,
-            pyramid_scales: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
+            pyramid_scales: Optional[Sequence[float]] = None,
+            pyramid_strides: Optional[Sequence[float]] = None,
             device: Optional[torch.device] = None,
             dtype: Optional[torch.dtype] = None,
     ):
@@ -221,7 +222,9 @@ class Vim(nn.Module):
             drop_path_rate: stochastic depth, linearly increasing over the layers up to this value.
             pyramid: add the ViTDet-style pyramid for dense prediction (not part of the classification model).
             pyramid_layers: the four layers feeding the pyramid (default: the last of each quarter of the depth).
-            pyramid_scales: resampling of each pyramid level relative to the patch stride.
+            pyramid_scales: resampling of each pyramid level relative to the patch stride (default: (4, 2, 1, 0.5)).
+            pyramid_strides: the strides of the pyramid levels with respect to the image instead (scales are then
+                ``patch_size / stride``), e.g. ``(4, 8, 16, 32)`` for any patch size; ``feature_info`` reports them.
             device: parameter device (``'meta'`` works, e.g. to count parameters).
             dtype: parameter dtype.
         """
@@ -265,6 +268,13 @@ class Vim(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes, **dd) if num_classes > 0 else nn.Identity()
 
+        if pyramid_scales is not None and pyramid_strides is not None:
+            raise ValueError(f"pyramid_scales ({list(pyramid_scales)}) and pyramid_strides ({list(pyramid_strides)}) "
+                             "both given; allowed: one of them")
+        if pyramid_strides is not None:
+            pyramid_scales = tuple(patch_size / float(s) for s in pyramid_strides)
+        elif pyramid_scales is None:
+            pyramid_scales = (4.0, 2.0, 1.0, 0.5)
         if pyramid:
             if pyramid_layers is None:
                 pyramid_layers = [depth * (i + 1) // len(pyramid_scales) - 1 for i in range(len(pyramid_scales))]

@@ -1,30 +1,18 @@
-"""OpenMMLab backbones: the timm models of vssm as mmdet / mmseg backbones.
+"""The base of the OpenMMLab adapters: a vssm timm model as an mmdet / mmseg backbone.
 
-One adapter class per model family (:class:`VMambaBackbone`, :class:`LocalVMambaBackbone`, :class:`VimBackbone`,
-:class:`MambaVisionBackbone`, :class:`MLLABackbone`, :class:`EfficientVMambaBackbone`, :class:`MSVMambaBackbone`), all
-thin subclasses of :class:`TimmBackbone`, which builds the family's timm model with ``features_only=True`` and adds
-what dense prediction configs expect of a backbone: a tuple of NCHW maps with one LayerNorm per output index
-(``outnorm{i}``, named as in the official VMamba detection / segmentation backbone so its checkpoints load),
-``frozen_stages``, ``norm_eval``, ``with_cp`` and strict ``init_cfg=dict(type='Pretrained', ...)`` loading. The
-networks themselves live in ``vssm.models``; nothing here changes what they compute.
-
-Importing this module registers the backbones in mmengine's root ``MODELS`` registry and in the ``MODELS`` registries
-of mmdet and mmseg, each when it can be imported, so either library finds them from a config with::
-
-    custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
-    model = dict(backbone=dict(type='VMambaBackbone', arch='tiny', ...))
-
-Adding a family takes a subclass that names its ``family``, its aliases (``arch_zoo``), the pattern of its timm
-entrypoints (``model_pattern``) and, when its checkpoints carry classifier keys under other names, ``head_keys``;
-``fixed_kwargs`` / ``out_norm_keys`` / ``init_keys`` and the ``_stage_groups`` hook cover the rest (see
-:class:`VimBackbone` for a plain, single-resolution family).
+:class:`TimmBackbone` builds the family's timm model with ``features_only=True`` and adds what dense prediction
+configs expect of a backbone: a tuple of NCHW maps with one LayerNorm per output index (``outnorm{i}``, named as in
+the official VMamba detection / segmentation backbone so its checkpoints load), ``frozen_stages``, ``norm_eval``,
+``with_cp`` and strict ``init_cfg=dict(type='Pretrained', ...)`` loading through :mod:`vssm.checkpoint`. The networks
+themselves live in ``vssm.models``; nothing here changes what they compute. The family declarations are in
+:mod:`vssm.mm.families`.
 """
 from __future__ import annotations
 
 import importlib
 import os
 import re
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import timm
 import torch
@@ -36,28 +24,9 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from timm.layers import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .convert import CheckpointMismatchError, unwrap_state_dict
-from .models import efficient_vmamba as _efficient_vmamba
-from .models import mambavision as _mambavision
-from .models import mlla as _mlla
-from .models import msvmamba as _msvmamba
-from .models import vim as _vim
-from .models import vmamba as _vmamba
-from .utils.checkpoint import CheckpointError, load_safe
+from ..checkpoint import CheckpointError, check_keys, find_filter, read_checkpoint, resolve_use_ema, unwrap_state_dict
 
-__all__ = [
-    "EfficientVMambaBackbone",
-    "LocalVMambaBackbone",
-    "MLLABackbone",
-    "MSVMambaBackbone",
-    "MambaVisionBackbone",
-    "REGISTRIES",
-    "TimmBackbone",
-    "VMambaBackbone",
-    "VimBackbone",
-    "allow_mmengine_checkpoints",
-    "register_backbone",
-]
+__all__ = ["REGISTRIES", "TimmBackbone", "register_backbone"]
 
 
 def _library_registries() -> Dict[str, Any]:
@@ -97,8 +66,6 @@ class TimmBackbone(BaseModule):
         model_pattern (str): Regex matching the timm entrypoints of the family (other names are refused).
         head_keys (str): Regex matching checkpoint keys of the classification head and final norm (in every key
             layout the family's converter reads); they have no place in a backbone and are skipped when loading.
-        checkpoint_filter_fn (callable | None): ``fn(state_dict, model)`` converting official checkpoints; ``None``
-            uses the ``checkpoint_filter_fn`` of the model's own module (timm's convention), if any.
         fixed_kwargs (dict): Model keyword arguments the adapter always sets (a dict ``arch`` may not set them), e.g.
             Vim's ``pyramid=True``; subclasses that compute them override :meth:`_fixed_model_kwargs`.
         out_norm_keys (str): Regex matching checkpoint keys of the out norms, with two groups (output index,
@@ -131,7 +98,6 @@ class TimmBackbone(BaseModule):
     default_arch: str = "tiny"
     model_pattern: str = r"$^"
     head_keys: str = r"^(norm|head)\."
-    checkpoint_filter_fn: Callable[..., Dict[str, torch.Tensor]] | None = None
     fixed_kwargs: Dict[str, Any] = {}
     out_norm_keys: str = r"^outnorm(\d+)\.(.+)$"
     init_keys: str | None = None
@@ -344,20 +310,21 @@ class TimmBackbone(BaseModule):
             map_location (str | torch.device): Where tensors are loaded.
 
         Raises:
-            vssm.convert.CheckpointMismatchError: missing / unexpected keys or shape mismatches, all named.
-            vssm.utils.checkpoint.CheckpointError: a file that is missing, corrupted, or needs unsafe globals.
+            vssm.checkpoint.CheckpointError: missing / unexpected keys or shape mismatches, all named; or a file
+                that is missing, corrupted, or needs unsafe globals.
         """
         name = type(self).__name__
         where = checkpoint if isinstance(checkpoint, str) else "the given state dict"
         raw = _read_checkpoint(checkpoint, allow_pickle, map_location) if isinstance(checkpoint, str) else checkpoint
+        ref = self._reference_model()
         try:
-            sd = unwrap_state_dict(raw, use_ema=True)
-        except CheckpointMismatchError as e:
-            raise CheckpointMismatchError(f"{name}: {where}: {e}") from e
+            sd = unwrap_state_dict(raw, use_ema=resolve_use_ema(ref))
+        except CheckpointError as e:
+            raise CheckpointError(f"{name}: {where}: {e}") from e
         if prefix:
             stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
             if not stripped:
-                raise CheckpointMismatchError(f"{name}: no key of {where} starts with prefix={prefix!r} "
+                raise CheckpointError(f"{name}: no key of {where} starts with prefix={prefix!r} "
                                               f"(first keys: {list(sd)[:4]})")
             sd = stripped
         if any(k.startswith("body.model.") for k in sd):  # this adapter's own layout
@@ -372,20 +339,18 @@ class TimmBackbone(BaseModule):
         head = sorted(k for k in sd if k not in out_names and re.search(self.head_keys, k))
         model_sd = {k: v for k, v in sd.items() if k not in out_names and k not in head}
 
-        ref = self._reference_model()
         ref.prune_intermediate_layers(list(range(self.num_stages)), prune_norm=True, prune_head=True)
         ref_sd = ref.state_dict()
         keep_init = bool(self.init_keys) and not any(re.search(self.init_keys, k) for k in model_sd)
-        filter_fn = self.checkpoint_filter_fn or getattr(
-            importlib.import_module(type(self.body.model).__module__), "checkpoint_filter_fn", None)
+        filter_fn = find_filter(self.body.model)
         try:
             if filter_fn is not None:
                 model_sd = filter_fn(model_sd, ref)
             if keep_init:  # placeholders for the check; replaced by the backbone's own tensors below
                 model_sd.update({k: v for k, v in ref_sd.items() if re.search(self.init_keys, k)})
-            _check_keys(model_sd, ref_sd, f"{self.family} checkpoint")
-        except CheckpointMismatchError as e:
-            raise CheckpointMismatchError(f"{name}({self.model_name}): {where}: {e}") from e
+            check_keys(model_sd, ref_sd, f"{self.family} checkpoint does not fit")
+        except CheckpointError as e:
+            raise CheckpointError(f"{name}({self.model_name}): {where}: {e}") from e
 
         target = self.body.model.state_dict()
         kept = sorted(k for k in model_sd if keep_init and re.search(self.init_keys, k) and k in target)
@@ -398,9 +363,9 @@ class TimmBackbone(BaseModule):
         if out_sd:
             norms_sd = {k: v for k, v in out_sd.items() if k in wanted}
             try:
-                _check_keys(norms_sd, self._out_norm_state(), "out norms")
-            except CheckpointMismatchError as e:
-                raise CheckpointMismatchError(f"{name}: {where}: {e}") from e
+                check_keys(norms_sd, self._out_norm_state(), "out norms does not fit")
+            except CheckpointError as e:
+                raise CheckpointError(f"{name}: {where}: {e}") from e
             for i in self.out_indices:
                 getattr(self, f"outnorm{i}").load_state_dict(
                     {p: norms_sd[f"outnorm{i}.{p}"] for p in ("weight", "bias")}, strict=True)
@@ -426,271 +391,19 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
     return True
 
 
-def _check_keys(state_dict: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], what: str) -> None:
-    """Raises CheckpointMismatchError unless ``state_dict`` has exactly ``target``'s keys and shapes."""
-    missing = [k for k in target if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in target]
-    shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}" for k, v in state_dict.items()
-              if k in target and tuple(v.shape) != tuple(target[k].shape)]
-    parts = [f"{len(shapes)} shape mismatch(es): {_summary(shapes)}"] if shapes else []
-    parts += [f"{len(missing)} missing key(s): {_summary(missing)}"] if missing else []
-    parts += [f"{len(unexpected)} unexpected key(s): {_summary(unexpected)}"] if unexpected else []
-    if parts:
-        raise CheckpointMismatchError(f"{what} does not fit: " + "; ".join(parts))
-
-
 def _summary(keys: Sequence[str], limit: int = 6) -> str:
     more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
 
 
 def _read_checkpoint(path: str, allow_pickle: bool, map_location: str | torch.device) -> Dict[str, Any]:
-    """Reads a local ``.safetensors`` / torch file (weights-only unless ``allow_pickle``) or a URL via mmengine."""
-    if "://" in path:
+    """A local file or an http(s) URL through :func:`vssm.checkpoint.read_checkpoint`; mmengine's other schemes
+    (``open-mmlab://``, ``s3://``, ...) through mmengine's ``CheckpointLoader``."""
+    if "://" in path and not path.startswith(("http://", "https://")):
         from mmengine.runner import CheckpointLoader
 
         return CheckpointLoader.load_checkpoint(path, map_location=map_location)
-    path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"init_cfg checkpoint {path!r} does not exist")
-    if path.endswith(".safetensors"):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path, device=str(map_location))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
-    if allow_pickle:
-        return torch.load(path, map_location=map_location, weights_only=False)
     try:
-        return load_safe(path, map_location=map_location)
+        return read_checkpoint(os.path.expanduser(path), allow_pickle=allow_pickle, map_location=map_location)
     except CheckpointError as e:
-        hint = " (set allow_pickle=True in init_cfg if you trust the file)" if "globals" in str(e) else ""
-        raise CheckpointError(f"init_cfg checkpoint: {e}{hint}") from e
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# mmengine checkpoints under torch.load(weights_only=True)
-
-_HISTORY_BUFFER_METHODS = ("min", "max", "current", "mean")
-
-
-def _history_buffer_method(obj: Any, name: str) -> Callable[..., Any]:
-    """Stands in for ``getattr`` while unpickling: only ``getattr(HistoryBuffer, <statistics method>)``.
-
-    mmengine's MessageHub keeps ``HistoryBuffer`` objects whose state holds their statistics methods; pickle
-    protocol 2 (torch.save's) writes those functions as ``getattr(HistoryBuffer, 'mean')``. Allowing the real
-    ``builtins.getattr`` would let a checkpoint read any attribute of any allowed object; this allows exactly that call.
-    """
-    from mmengine.logging import HistoryBuffer
-
-    allowed = set(_HISTORY_BUFFER_METHODS) | set(HistoryBuffer._statistics_methods)
-    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
-        return getattr(HistoryBuffer, name)
-    import pickle
-
-    raise pickle.UnpicklingError(f"weights_only load: getattr({obj!r}, {name!r}) is not allowed (only "
-                                 f"getattr(HistoryBuffer, name) for name in {sorted(allowed)})")
-
-
-def allow_mmengine_checkpoints() -> List[str]:
-    """Allow-lists, for ``torch.load(weights_only=True)``, exactly the non-tensor objects mmengine checkpoints hold.
-
-    A checkpoint written by mmengine's Runner (``meta``, ``state_dict``, ``message_hub``, ``optimizer``,
-    ``param_schedulers``) pickles, besides tensors and plain containers: ``mmengine.logging.HistoryBuffer`` (the
-    logged scalars of the MessageHub); the numpy objects inside them (``numpy.ndarray``, ``numpy.dtype`` with the
-    float64 / int64 dtype classes, ``numpy[._]core.multiarray._reconstruct`` / ``.scalar`` under their numpy 1 and
-    numpy 2 names); and the HistoryBuffer statistics methods as ``builtins.getattr(HistoryBuffer, name)``, allowed
-    for those names only (see :func:`_history_buffer_method`). The list was found by loading mmdet and mmseg
-    training checkpoints until nothing was refused. Resuming or testing with mmengine on torch >= 2.6
-    (``weights_only=True`` by default) needs it; safe loading stays on for everything else.
-
-    Returns:
-        list[str]: The allow-listed global names.
-    """
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-
-    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
-    entries: List[Any] = [(HistoryBuffer, "mmengine.logging.history_buffer.HistoryBuffer"),
-                          (np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # names written by numpy 1 / numpy 2
-        entries += [(multiarray._reconstruct, f"{module}._reconstruct"), (multiarray.scalar, f"{module}.scalar")]
-    # dtypes are rebuilt with numpy.dtype(...) and then given state, which needs their classes: the float64 logged
-    # values and int64 counts of the buffers
-    for dtype in (np.float64, np.int64):
-        cls = type(np.dtype(dtype))
-        entries.append((cls, f"{cls.__module__}.{cls.__qualname__}"))
-    entries.append((_history_buffer_method, "builtins.getattr"))
-    torch.serialization.add_safe_globals(entries)
-    return [name for _, name in entries]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Families
-
-
-@register_backbone
-class VMambaBackbone(TimmBackbone):
-    """VMamba (v2 ``s1l*`` / ``s2l*`` and vanilla v0) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``tiny`` / ``small`` / ``base`` (the official README's VMamba-T ``s1l8``, -S ``s2l15``, -B ``s2l15``),
-    ``tiny_s1l8`` ... ``base_s2l15``, ``vanilla_tiny`` / ``vanilla_small`` / ``vanilla_base``, ``micro`` and ``test``.
-    """
-
-    family = "VMamba"
-    arch_zoo = {
-        "tiny": "vmamba_tiny", "small": "vmamba_small", "base": "vmamba_base",
-        **{v: f"vmamba_{v}" for v in ("tiny_s1l8", "small_s1l20", "base_s1l20", "tiny_s2l5", "small_s2l15",
-                                      "base_s2l15")},
-        "vanilla_tiny": "vanilla_vmamba_tiny", "vanilla_small": "vanilla_vmamba_small",
-        "vanilla_base": "vanilla_vmamba_base", "micro": "vmamba_micro", "test": "test_vmamba",
-    }
-    model_pattern = r"^((vanilla_)?vmamba_.+|test_vmamba)$"
-    # official layouts: ``classifier.{norm,head}`` (v2) and top-level ``norm`` / ``head`` (v0 and ours)
-    head_keys = r"^(classifier|norm|head)\."
-    checkpoint_filter_fn = staticmethod(_vmamba.checkpoint_filter_fn)
-
-
-@register_backbone
-class LocalVMambaBackbone(TimmBackbone):
-    """LocalVMamba (VMamba v0 blocks with searched local scans) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``tiny``, ``small``, ``test``. ``scan`` overrides the searched per-layer directions.
-    """
-
-    family = "LocalVMamba"
-    arch_zoo = {"tiny": "localvmamba_tiny", "small": "localvmamba_small", "test": "test_localvmamba"}
-    model_pattern = r"^(test_)?localvmamba(_.+)?$"
-    head_keys = r"^(classifier|norm|head)\."
-    checkpoint_filter_fn = staticmethod(_vmamba.checkpoint_filter_fn)
-
-
-@register_backbone
-class VimBackbone(TimmBackbone):
-    """Vision Mamba (Vim), a plain single-resolution model, for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``tiny`` / ``small`` / ``base`` (the published Vim-Ti / -S / -B, middle class token) and ``test``.
-
-    Vim has one resolution (the patch grid), so the adapter always builds the model's ViTDet-style simple feature
-    pyramid (``pyramid=True``) with scales chosen from the patch size so that the four levels have strides 4, 8, 16
-    and 32 (``(4, 2, 1, 1/2)`` for patch 16, ``(2, 1, 1/2, 1/4)`` for the patch-8 ``test`` model); ``pyramid`` and
-    ``pyramid_scales`` are therefore not ``arch`` keys. Level ``i`` reads the output of layer ``pyramid_layers[i]``
-    (default: the last layer of each quarter of the depth, as Vim's UperNet backbone; ``arch=dict(base='tiny',
-    pyramid_layers=(23, 23, 23, 23))`` gives ViTDet's pyramid from the last layer). Any input size works: the image is
-    zero-padded to a multiple of the patch and the position embedding resampled to the actual grid, so level ``i``
-    is ``ceil(H / patch) * patch / stride_i`` high (max pooling rounds up).
-
-    ``frozen_stages`` counts pyramid levels: ``0`` freezes the patch embedding, position embedding and class token;
-    ``k`` also the layers up to ``pyramid_layers[k - 1]`` with pyramid levels ``0..k-1`` and their out norms (with the
-    default layers of Vim-Ti: ``1`` freezes layers 0-5, ``2`` layers 0-11, ``3`` layers 0-17, ``4`` all 24).
-
-    Checkpoints: a classification checkpoint (ours or the official ``norm_f`` / per-direction layout) has no pyramid;
-    the pyramid then keeps its initialisation. The position embedding is resampled to the model's ``img_size``.
-    """
-
-    family = "Vim"
-    arch_zoo = {"tiny": "vim_tiny", "small": "vim_small", "base": "vim_base", "test": "test_vim"}
-    model_pattern = r"^(vim_.+|test_vim)$"
-    # ours: ``norm`` / ``head``; official: ``norm_f`` / ``head``
-    head_keys = r"^(norm|norm_f|head)\."
-    checkpoint_filter_fn = staticmethod(_vim.checkpoint_filter_fn)
-    fixed_kwargs = {"pyramid": True, "pyramid_scales": None}
-    init_keys = r"^pyramid\."
-
-    def _fixed_model_kwargs(self) -> Dict[str, Any]:
-        kwargs = {k: v for k, v in self.model_kwargs.items() if k not in self.fixed_kwargs}
-        with torch.device("meta"):
-            plain = timm.create_model(self.model_name, pretrained=False, **kwargs)
-        patch = int(plain.patch_embed.patch_size[0])
-        return {"pyramid": True, "pyramid_scales": tuple(patch / stride for stride in (4, 8, 16, 32))}
-
-    def _stage_groups(self) -> List[List[nn.Module]]:
-        """Stage ``i``: the layers after the previous level's up to ``pyramid_layers[i]``, and pyramid level ``i``."""
-        model = self.body.model
-        groups: List[List[nn.Module]] = []
-        prev = -1
-        for i, last in enumerate(model.pyramid_layers):
-            layers = [model.layers[j] for j in range(prev + 1, last + 1) if j < len(model.layers)]
-            groups.append(layers + [model.pyramid.levels[i]])
-            prev = max(prev, last)
-        return groups
-
-
-@register_backbone
-class MambaVisionBackbone(TimmBackbone):
-    """MambaVision (hybrid conv / Mamba / attention) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``tiny``, ``tiny2``, ``small``, ``base``, ``large``, ``large2``, ``large2_512``, ``large3_256``,
-    ``large3_512`` and ``test``.
-
-    Stages 3-4 mix inside non-overlapping windows. Maps the window does not divide are zero-padded at the bottom /
-    right and cropped back after the stage, as the official classification and dense-prediction code do (the padding
-    tokens take part in the mixing); so any input size works. The official detection / segmentation recipes enlarge
-    the windows of stages 3-4 (``(8, 8, 112, 56)`` for Cascade Mask R-CNN, ``(8, 8, 64, 32)`` for UperNet at 512x512):
-    ``arch=dict(base='tiny', window_size=(8, 8, 64, 32))``. Window sizes hold no weights, so ImageNet checkpoints
-    load unchanged. The official dense backbones' ``outnorm{i}`` (LayerNorm over channels) load into the out norms.
-    """
-
-    family = "MambaVision"
-    arch_zoo = {
-        **{v: f"mambavision_{v}" for v in ("tiny", "tiny2", "small", "base", "large", "large2", "large2_512",
-                                            "large3_256", "large3_512")},
-        "test": "test_mambavision",
-    }
-    model_pattern = r"^(mambavision_.+|test_mambavision)$"
-    # ours and official: ``norm`` (BatchNorm) / ``head``; the Hugging Face port prefixes ``model.``
-    head_keys = r"^(model\.)?(norm|head)\."
-    checkpoint_filter_fn = staticmethod(_mambavision.checkpoint_filter_fn)
-
-
-@register_backbone
-class MLLABackbone(TimmBackbone):
-    """MLLA (Mamba-like linear attention) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``tiny``, ``small``, ``base``, ``test``. The official detection / segmentation backbones name their out
-    norms ``norm{i}`` (LayerNorm); those checkpoints (``prefix='backbone.'``) load into ``outnorm{i}``.
-    """
-
-    family = "MLLA"
-    arch_zoo = {"tiny": "mlla_tiny", "small": "mlla_small", "base": "mlla_base", "test": "test_mlla"}
-    model_pattern = r"^(mlla_.+|test_mlla)$"
-    head_keys = r"^(norm|head)\."  # ours and official alike (``norm.`` is the final norm; ``norm{i}.`` out norms)
-    checkpoint_filter_fn = staticmethod(_mlla.checkpoint_filter_fn)
-    out_norm_keys = r"^(?:out)?norm(\d+)\.(.+)$"
-
-
-@register_backbone
-class EfficientVMambaBackbone(TimmBackbone):
-    """EfficientVMamba (atrous-scan EVSS + inverted-residual stages) for mmdet / mmseg; arguments as
-    :class:`TimmBackbone`.
-
-    Aliases: ``tiny``, ``small``, ``base``, ``test``. Odd maps are zero-padded before the atrous scan as in the
-    official code (the model's ``atrous_padding=True``).
-    """
-
-    family = "EfficientVMamba"
-    arch_zoo = {"tiny": "efficient_vmamba_tiny", "small": "efficient_vmamba_small", "base": "efficient_vmamba_base",
-                "test": "test_efficient_vmamba"}
-    model_pattern = r"^(efficient_vmamba_.+|test_efficient_vmamba)$"
-    # ours: ``norm`` / ``head``; official: ``classifier.norm`` / ``classifier.head``
-    head_keys = r"^(classifier|norm|head)\."
-    checkpoint_filter_fn = staticmethod(_efficient_vmamba.checkpoint_filter_fn)
-
-
-@register_backbone
-class MSVMambaBackbone(TimmBackbone):
-    """MSVMamba (multi-scale VMamba, v1) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
-
-    Aliases: ``nano``, ``micro``, ``tiny``, ``test``. ``scan`` takes ``'multiscale'`` or its dict form only (the
-    mixer needs a full- plus half-resolution scan).
-    """
-
-    family = "MSVMamba"
-    arch_zoo = {"nano": "msvmamba_nano", "micro": "msvmamba_micro", "tiny": "msvmamba_tiny", "test": "test_msvmamba"}
-    default_arch = "tiny"
-    model_pattern = r"^(msvmamba_.+|test_msvmamba)$"
-    # ours: ``norm`` / ``head``; official (VMamba layout): ``classifier.norm`` / ``classifier.head``
-    head_keys = r"^(classifier|norm|head)\."
-    checkpoint_filter_fn = staticmethod(_msvmamba.checkpoint_filter_fn)
+        raise CheckpointError(f"init_cfg {e}") from e
