@@ -85,8 +85,10 @@ def test_fp32_softplus_special_values():
 
 
 def test_fp64_versions_are_libm():
+    """The float64 helpers are the C library's exp / log1p bit for bit. The reference is Python's ``math`` (libm);
+    NumPy's own vectorised exp is not libm (NumPy 2.4 differs from it in the last bit for ~4 % of these inputs)."""
     x = np.random.default_rng().uniform(-50, 30, 10_001)
     got, e = _softplus(x)
-    assert np.array_equal(_exp(x), np.exp(x))
-    assert np.array_equal(got, np.where(x > 20, x, np.log1p(np.exp(x))))
-    assert np.array_equal(e, np.exp(-np.abs(x)))
+    assert np.array_equal(_exp(x), np.array([math.exp(v) for v in x]))
+    assert np.array_equal(got, np.array([v if v > 20 else math.log1p(math.exp(v)) for v in x]))
+    assert np.array_equal(e, np.array([math.exp(-abs(v)) for v in x]))
