@@ -56,8 +56,6 @@ def convert(args: argparse.Namespace) -> int:
     filter_fn = find_filter(model)
     if filter_fn is None:
         raise ValueError(f"model {args.model!r} has no checkpoint converter (no checkpoint_filter_fn in its module)")
-    if "://" not in args.input and not os.path.exists(args.input):
-        raise ValueError(f"checkpoint {args.input!r}: no such file")
     checkpoint = read_checkpoint(args.input, allow_pickle=args.allow_pickle)
     state_dict = filter_fn(checkpoint, model, use_ema=not args.no_ema)
     # the filter leaves the classifier to timm; a converted file must fit the model as built here, head included

@@ -39,6 +39,8 @@ __all__ = [
     "check_state_dict",
     "convert_state_dict",
     "find_filter",
+    "first_line",
+    "format_keys",
     "get_rng_state",
     "is_train_checkpoint",
     "load_weights",
@@ -110,14 +112,14 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False,
     except pickle.UnpicklingError as e:
         unsafe = _unsafe_globals(path) if zipped else []
         if unsafe or "global" in str(e).lower():
-            names = ", ".join(unsafe) if unsafe else _first_line(e)
+            names = ", ".join(unsafe) if unsafe else first_line(e)
             raise CheckpointError(
                 f"{path} needs globals that weights_only=True loading does not allow ({names}); re-save its "
                 "state_dict with torch.save, or, if you trust the file, allow pickled objects (allow_pickle=True / "
                 "--allow-pickle)") from e
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted pickle data: {_first_line(e)})") from e
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted pickle data: {first_line(e)})") from e
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, IndexError) as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({_first_line(e)})") from e
+        raise CheckpointError(f"{path} is not a readable checkpoint ({first_line(e)})") from e
 
 
 def _read_safetensors(path: Path, map_location: str | torch.device) -> Dict[str, torch.Tensor]:
@@ -128,7 +130,7 @@ def _read_safetensors(path: Path, map_location: str | torch.device) -> Dict[str,
         return load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint (a truncated or corrupted safetensors file: "
-                              f"{_first_line(e)})") from e
+                              f"{first_line(e)})") from e
 
 
 def _unsafe_globals(path: Path) -> List[str]:
@@ -152,7 +154,7 @@ def _download(url: str) -> Path:
         try:
             torch.hub.download_url_to_file(url, str(target), progress=False)  # writes a temporary file, then moves
         except (URLError, OSError, ValueError) as e:
-            raise CheckpointError(f"cannot download {url} ({_first_line(e)}); download it by hand to {target}") from e
+            raise CheckpointError(f"cannot download {url} ({first_line(e)}); download it by hand to {target}") from e
     return target
 
 
@@ -162,12 +164,13 @@ def _check_zip_crc(path: Path) -> None:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:  # e.g. a corrupted member header
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted zip archive: {_first_line(e)})") from e
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted zip archive: {first_line(e)})") from e
     if bad is not None:
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupted: member {bad!r} fails its CRC-32 check)")
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name if none), for one-line errors."""
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     return lines[0] if lines else type(e).__name__
 
@@ -334,7 +337,8 @@ def rename_keys(state_dict: Mapping[str, torch.Tensor], fn: Callable[[str], str 
     return out
 
 
-def _fmt(keys: Iterable[str], limit: int) -> str:
+def format_keys(keys: Iterable[str], limit: int = 6) -> str:
+    """The first ``limit`` keys, comma-separated, with ``... (+N more)`` for the rest (for messages and logs)."""
     keys = list(keys)
     more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -364,9 +368,9 @@ def check_keys(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, torc
         for k, v in state_dict.items()
         if k in target and not skip(k) and tuple(v.shape) != tuple(target[k].shape)
     ]
-    parts = [f"{len(shapes)} shape mismatch(es): {_fmt(shapes, limit)}"] if shapes else []
-    parts += [f"{len(missing)} missing key(s): {_fmt(missing, limit)}"] if missing else []
-    parts += [f"{len(unexpected)} unexpected key(s): {_fmt(unexpected, limit)}"] if unexpected else []
+    parts = [f"{len(shapes)} shape mismatch(es): {format_keys(shapes, limit)}"] if shapes else []
+    parts += [f"{len(missing)} missing key(s): {format_keys(missing, limit)}"] if missing else []
+    parts += [f"{len(unexpected)} unexpected key(s): {format_keys(unexpected, limit)}"] if unexpected else []
     if parts:
         raise CheckpointError(f"{what}: " + "; ".join(parts))
 

@@ -143,7 +143,7 @@ def convert_cases(d, out):
         "no files": (["--model", "test_vmamba"], ["required", "input, output"]),
         "int flag": (["--model", "test_vmamba", "--num-classes", "ten", "a", "b"], ["--num-classes", "'ten'", "int"]),
         "unknown model": (["--model", "vmamba_tinyy", str(d / "vmamba.pth"), out], ["'vmamba_tinyy'", "vssm models"]),
-        "missing file": (["--model", "test_vmamba", str(d / "none.pth"), out], ["none.pth", "no such file"]),
+        "missing file": (["--model", "test_vmamba", str(d / "none.pth"), out], ["none.pth", "does not exist"]),
         "truncated": (["--model", "test_vmamba", str(d / "truncated.pth"), out], ["truncated.pth", "not a readable"]),
         "pickle": (["--model", "test_vmamba", str(d / "bomb.pth"), out], ["bomb.pth", "--allow-pickle"]),
         "kwargs json": (["--model", "test_vmamba", "--model-kwargs", "depths=1", str(d / "vmamba.pth"), out],

@@ -24,7 +24,15 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from timm.layers import LayerNorm2d
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import CheckpointError, check_keys, find_filter, read_checkpoint, resolve_use_ema, unwrap_state_dict
+from ..checkpoint import (
+    CheckpointError,
+    check_keys,
+    find_filter,
+    format_keys,
+    read_checkpoint,
+    resolve_use_ema,
+    unwrap_state_dict,
+)
 
 __all__ = ["REGISTRIES", "TimmBackbone", "register_backbone"]
 
@@ -372,10 +380,10 @@ class TimmBackbone(BaseModule):
         msg = f"{name}: loaded {len(target)} model tensors from {where}"
         msg += f" and {len(wanted)} out-norm tensors" if out_sd else "; no out norms in it (they keep weight 1, bias 0)"
         if kept:
-            msg += f"; {len(kept)} tensors not in it keep their initialisation: {_summary(kept)}"
+            msg += f"; {len(kept)} tensors not in it keep their initialisation: {format_keys(kept)}"
         skipped = head + pruned + unused_norms
         if skipped:
-            msg += f"; skipped {len(skipped)} keys not part of this backbone: {_summary(skipped)}"
+            msg += f"; skipped {len(skipped)} keys not part of this backbone: {format_keys(skipped)}"
         print_log(msg, logger="current")
 
     def _out_norm_state(self) -> Dict[str, torch.Tensor]:
@@ -390,10 +398,6 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
         return False
     return True
 
-
-def _summary(keys: Sequence[str], limit: int = 6) -> str:
-    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
 
 
 def _read_checkpoint(path: str, allow_pickle: bool, map_location: str | torch.device) -> Dict[str, Any]:

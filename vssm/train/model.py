@@ -8,7 +8,7 @@ from typing import Any
 import timm
 import torch
 
-from ..checkpoint import CheckpointError, load_weights, read_checkpoint
+from ..checkpoint import CheckpointError, first_line, load_weights, read_checkpoint
 from .errors import UsageError
 
 __all__ = ["check_model_name", "create_model_checked", "list_scans"]
@@ -29,11 +29,6 @@ def list_scans() -> list[str]:
     from vssm.scans import list_scans as _list_scans
 
     return sorted(_list_scans())
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: dict | None = None,
@@ -89,7 +84,7 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
         raise UsageError(f"--model-kwargs: model {name!r} has no argument {bad!r}") from None
     except (KeyError, ValueError, RuntimeError) as e:
         if scan and not isinstance(e, RuntimeError):
-            raise UsageError(f"--scan {scan!r} was refused by model {name!r}: {_first_line(e)}") from None
+            raise UsageError(f"--scan {scan!r} was refused by model {name!r}: {first_line(e)}") from None
         raise
     if not weights:
         return model, f"timm pretrained weights of {name}" if kwargs.get("pretrained") else "random initialisation"
@@ -97,5 +92,5 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
         note = load_weights(model, ckpt, use_ema=True if use_ema else None, adapt_classifier=adapt_classifier,
                             name=name, source=f"{weights_flag} {weights}")
     except CheckpointError as e:
-        raise UsageError(_first_line(e)) from None
+        raise UsageError(first_line(e)) from None
     return model, note
