@@ -24,7 +24,10 @@ TEST_VARIANTS = sorted(n for n in timm.list_models(module=FAMILIES) if n.startsw
 # CI: the two quickest families (a first autocast step of the others costs 10-30 s of kernel compilation on CPU)
 CI_VARIANTS = ["test_vim", "test_vmamba"]
 STEPS = 300 if FULL else 2
-IMG, BATCH = (32, 8) if FULL else (16, 4)
+# 32 px, not 16, in CI: at 16 px the last downsample of test_vmamba sees a 1x1 map, and torch 2.12's CPU bf16
+# conv weight gradient for a 1x1 input with stride 2 reads uninitialised memory (NaN or garbage at the taps that
+# only see padding; reproduced with a bare nn.Conv2d(24, 32, 3, 2, 1), fp16 and fp32 are right). See docs/DESIGN.md.
+IMG, BATCH = (32, 8) if FULL else (32, 4)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
