@@ -33,8 +33,10 @@ import torch.nn as nn
 
 __all__ = [
     "CheckpointError",
+    "InertObject",
     "TRAIN_FORMAT",
     "allow_mmengine_checkpoints",
+    "check_download",
     "check_keys",
     "check_state_dict",
     "convert_state_dict",
@@ -50,6 +52,7 @@ __all__ = [
     "resolve_use_ema",
     "save_atomic",
     "set_rng_state",
+    "sniff_format",
     "to_primitive",
     "unwrap_state_dict",
 ]
@@ -71,7 +74,7 @@ class CheckpointError(ValueError):
 # Files
 
 
-def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False,
+def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False, inert_objects: bool = False,
                     map_location: str | torch.device = "cpu") -> Any:
     """Reads a ``.safetensors`` file or a torch checkpoint, safely.
 
@@ -80,6 +83,10 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False,
             ``torch.hub.get_dir``, through a temporary file, so an interrupted download leaves nothing there).
         allow_pickle: Read a torch file with ``weights_only=False``. That runs code from the file: only for files
             you trust (e.g. official training checkpoints that pickle their configuration).
+        inert_objects: When weights-only loading refuses the file, read it again with :func:`_load_inert`: the
+            objects of classes outside torch's weights-only allow-list (a pickled ``argparse.Namespace``, a yacs
+            ``CfgNode``, ...) become inert :class:`InertObject` placeholders and no code from the file runs. For
+            official training checkpoints, whose tensors are plain but whose configuration is pickled.
         map_location: Where tensors are loaded.
 
     Returns:
@@ -110,6 +117,8 @@ def read_checkpoint(path: str | os.PathLike, *, allow_pickle: bool = False,
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if inert_objects:
+            return _load_inert(path, map_location)
         unsafe = _unsafe_globals(path) if zipped else []
         if unsafe or "global" in str(e).lower():
             names = ", ".join(unsafe) if unsafe else first_line(e)
@@ -140,22 +149,109 @@ def _unsafe_globals(path: Path) -> List[str]:
         return []
 
 
-def _download(url: str) -> Path:
-    """``url`` in torch hub's checkpoint cache, downloaded there (atomically) unless already present."""
-    from urllib.error import URLError
-    from urllib.parse import urlparse
+class InertObject:
+    """Stands in for an object of a class that a checkpoint pickles but that is not allowed to be loaded: it keeps
+    what the pickle hands it (constructor arguments, ``__setstate__`` state, items) as plain data and runs nothing.
+    Its class has the pickled class's module and name, so ``type(obj).__module__`` / ``__qualname__`` say what it
+    replaces (e.g. ``argparse.Namespace``)."""
 
-    name = os.path.basename(urlparse(url).path)
-    if not name:
-        raise CheckpointError(f"checkpoint URL {url!r} names no file")
-    target = Path(torch.hub.get_dir()) / "checkpoints" / name
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(target), progress=False)  # writes a temporary file, then moves
-        except (URLError, OSError, ValueError) as e:
-            raise CheckpointError(f"cannot download {url} ({first_line(e)}); download it by hand to {target}") from e
-    return target
+    def __new__(cls, *args: Any, **kwargs: Any) -> InertObject:
+        obj = object.__new__(cls)
+        obj.__dict__.update(inert_args=args, inert_state=None, inert_items={})
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.inert_state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.inert_items[key] = value
+
+    def append(self, value: Any) -> None:
+        self.inert_items[len(self.inert_items)] = value
+
+    def extend(self, values: Iterable[Any]) -> None:
+        for v in values:
+            self.append(v)
+
+    def __repr__(self) -> str:
+        return f"<inert {type(self).__module__}.{type(self).__qualname__}>"
+
+
+class _InertUnpickler(pickle.Unpickler):
+    """Resolves only the globals of torch's weights-only allow-list (tensor and storage rebuilding, plain
+    containers, dtypes); any other global becomes a subclass of :class:`InertObject`, so calling it, building it or
+    filling it runs no code from the file."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _weights_only_globals()
+        full = f"{module}.{name}"
+        if full in allowed:
+            return allowed[full]
+        return type(name, (InertObject,), {"__module__": module, "__qualname__": name})
+
+
+def _weights_only_globals() -> Dict[str, Any]:
+    from torch import _weights_only_unpickler as wo  # torch's own allow-list (private; present since torch 2.0)
+
+    return dict(wo._get_allowed_globals())
+
+
+def _load_inert(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load`` with :class:`_InertUnpickler` as its pickle module: torch's zip reading and storages, but no
+    global outside the weights-only allow-list is ever resolved, so nothing from the file is called."""
+    import types
+
+    restricted = types.SimpleNamespace(Unpickler=_InertUnpickler, load=pickle.load, __name__="vssm_inert_pickle")
+    try:
+        # weights_only=False is what lets a pickle_module be given; that module resolves no unsafe global.
+        return torch.load(path, map_location=map_location, weights_only=False, pickle_module=restricted)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError,
+            KeyError, IndexError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint (its pickled objects: {first_line(e)})") from e
+
+
+def sniff_format(path: str | os.PathLike) -> str:
+    """``'zip'`` (torch.save), ``'safetensors'``, ``'pickle'`` (torch's legacy format) or ``'html'`` / ``'unknown'``
+    from the first bytes of ``path``: how a downloaded file is told from an error page before it enters a cache."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < os.path.getsize(path):
+        return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{\"error")):
+        return "html"
+    return "unknown"
+
+
+def check_download(path: str | os.PathLike, url: str) -> None:
+    """Raises unless the file downloaded from ``url`` is a complete checkpoint: a torch zip archive whose CRCs
+    match, a safetensors file, or a legacy torch pickle; an HTML page (a login, viewer or error page) is named."""
+    path = Path(path)
+    kind = sniff_format(path)
+    if kind == "html":
+        raise CheckpointError(f"{url} sent an HTML page, not a checkpoint (a login, viewer or error page: the URL "
+                              "is not a direct download link)")
+    if kind == "unknown":
+        raise CheckpointError(f"{url} sent {path.stat().st_size} bytes that are not a checkpoint (neither a torch "
+                              "zip archive, a safetensors file nor a torch pickle)")
+    if kind == "zip":
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{url} sent an incomplete file (truncated: not a complete zip archive as "
+                                  "torch.save writes)")
+        _check_zip_crc(path)
+
+
+def _download(url: str) -> Path:
+    from .hub import download_url  # the hub module downloads; this one only reads
+
+    return download_url(url)
 
 
 def _check_zip_crc(path: Path) -> None:
@@ -345,7 +441,7 @@ def format_keys(keys: Iterable[str], limit: int = 6) -> str:
 
 
 def check_keys(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], what: str,
-               ignore_prefixes: Tuple[str, ...] = (), limit: int = 6) -> None:
+               ignore_prefixes: Tuple[str, ...] = (), limit: int = 6, in_chans_keys: Tuple[str, ...] = ()) -> None:
     """Raises unless ``state_dict`` has exactly ``target``'s keys with ``target``'s shapes.
 
     Args:
@@ -355,6 +451,8 @@ def check_keys(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, torc
             problems follow).
         ignore_prefixes: Keys starting with these are not compared (e.g. the classifier, which timm adapts).
         limit: How many keys of each kind the message names.
+        in_chans_keys: Conv weights that may differ in their input-channel dimension only (the first conv, adapted
+            to the model's ``in_chans`` by the loader afterwards, as timm's ``adapt_input_conv``).
 
     Raises:
         CheckpointError: Naming the ``key: checkpoint shape vs model shape`` mismatches, the missing keys and the
@@ -367,12 +465,22 @@ def check_keys(state_dict: Mapping[str, torch.Tensor], target: Mapping[str, torc
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(target[k].shape)}"
         for k, v in state_dict.items()
         if k in target and not skip(k) and tuple(v.shape) != tuple(target[k].shape)
+        and not (k in in_chans_keys and _same_but_in_chans(v.shape, target[k].shape))
     ]
     parts = [f"{len(shapes)} shape mismatch(es): {format_keys(shapes, limit)}"] if shapes else []
     parts += [f"{len(missing)} missing key(s): {format_keys(missing, limit)}"] if missing else []
     parts += [f"{len(unexpected)} unexpected key(s): {format_keys(unexpected, limit)}"] if unexpected else []
     if parts:
         raise CheckpointError(f"{what}: " + "; ".join(parts))
+
+
+def _same_but_in_chans(a: Sequence[int], b: Sequence[int]) -> bool:
+    return len(a) == len(b) == 4 and a[0] == b[0] and tuple(a[2:]) == tuple(b[2:])
+
+
+def _first_conv_keys(model: nn.Module) -> Tuple[str, ...]:
+    convs = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv") or ()
+    return tuple(f"{c}.weight" for c in ((convs,) if isinstance(convs, str) else convs))
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, ignore_prefixes: Tuple[str, ...] = (),
@@ -383,7 +491,7 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module, i
     """
     name = f"{family} ({type(model).__name__})" if family else type(model).__name__
     check_keys(state_dict, model.state_dict(), f"checkpoint does not fit {name} (a checkpoint of another family or "
-               "size?)", ignore_prefixes=ignore_prefixes, limit=limit)
+               "size?)", ignore_prefixes=ignore_prefixes, limit=limit, in_chans_keys=_first_conv_keys(model))
 
 
 def find_filter(model: nn.Module) -> Callable[..., Dict[str, torch.Tensor]] | None:
@@ -416,8 +524,8 @@ def _classifier_prefixes(model: nn.Module) -> Tuple[str, ...]:
 
 
 def load_weights(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, Any], *, use_ema: bool | None = None,
-                 adapt_classifier: bool = False, allow_pickle: bool = False, name: str = "",
-                 source: str = "") -> str:
+                 adapt_classifier: bool = False, adapt_in_chans: bool = False, allow_pickle: bool = False,
+                 inert_objects: bool = False, name: str = "", source: str = "") -> str:
     """Loads a checkpoint into ``model`` strictly, converting foreign layouts; returns what was loaded.
 
     Args:
@@ -429,7 +537,11 @@ def load_weights(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, 
             other the pretrained cfg's choice (:func:`resolve_use_ema`).
         adapt_classifier: Only the classifier (the pretrained cfg's ``classifier`` modules) may be absent or differ in
             shape; it then keeps the model's fresh initialisation (fine-tuning to another class count, as timm).
+        adapt_in_chans: The first conv (the pretrained cfg's ``first_conv``) of a model with another number of
+            input channels gets timm's ``adapt_input_conv`` of the checkpoint's weight (summed to one channel, or
+            repeated and rescaled), as timm's pretrained loader does.
         allow_pickle: Passed to :func:`read_checkpoint` (only for files you trust).
+        inert_objects: Passed to :func:`read_checkpoint` (pickled configuration objects become inert).
         name: The model's name for messages (default: its pretrained cfg's architecture or class name).
         source: What the checkpoint is, for messages (default: the path).
 
@@ -442,8 +554,8 @@ def load_weights(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, 
     """
     where = source or (os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "the state dict")
     name = name or (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or type(model).__name__
-    ckpt = read_checkpoint(checkpoint, allow_pickle=allow_pickle) if isinstance(checkpoint, (str, os.PathLike)) \
-        else checkpoint
+    ckpt = read_checkpoint(checkpoint, allow_pickle=allow_pickle, inert_objects=inert_objects) \
+        if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
     if is_train_checkpoint(ckpt):
         key = "state_dict_ema" if use_ema else "state_dict"
         if ckpt.get(key) is None:
@@ -458,9 +570,17 @@ def load_weights(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, 
     current = model.state_dict()
     if adapt_classifier:
         heads = _classifier_prefixes(model)
+        for k in [k for k in state if heads and k.startswith(heads) and k not in current]:
+            del state[k]  # e.g. num_classes=0: the model has no classifier
         for k, v in current.items():
             if heads and k.startswith(heads) and (k not in state or tuple(state[k].shape) != tuple(v.shape)):
                 state[k] = v
+    if adapt_in_chans:
+        from timm.models import adapt_input_conv
+
+        for k in _first_conv_keys(model):
+            if k in state and k in current and state[k].shape[1] != current[k].shape[1]:
+                state[k] = adapt_input_conv(current[k].shape[1], state[k])
     check_keys(state, current, f"{where} does not fit model {name!r}")
     model.load_state_dict(state, strict=True)
     return note

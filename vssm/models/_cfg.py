@@ -12,11 +12,20 @@ __all__ = ["PretrainedCfg", "generate_default_cfgs"]
 
 @dataclass
 class PretrainedCfg(_TimmPretrainedCfg):
-    """timm's pretrained cfg with ``use_ema``: which weights of an official training checkpoint holding both the
-    plain and the EMA weights are the released ones (those the published accuracy was measured on). Default True,
-    timm's choice; ``vssm.checkpoint.resolve_use_ema`` reads it from ``model.pretrained_cfg``."""
+    """timm's pretrained cfg plus the fields our loading and the model-zoo table read.
+
+    Attributes:
+        use_ema: Which weights of an official training checkpoint holding both the plain and the EMA weights are the
+            released ones (those the published accuracy was measured on). Default True, timm's choice;
+            ``vssm.checkpoint.resolve_use_ema`` reads it from ``model.pretrained_cfg``.
+        file_name: The file's name in the download cache, for a ``url`` whose path does not name it, or for a
+            browser-only release (``origin_url`` alone) that the user puts there by hand.
+        top1: The published ImageNet-1k top-1 (%) of these weights at the cfg's ``input_size``.
+    """
 
     use_ema: bool = True
+    file_name: str = ""
+    top1: float | None = None
 
 
 def generate_default_cfgs(cfgs: Dict[str, Union[Dict[str, Any], _TimmPretrainedCfg]]) -> Dict[str, Any]:

@@ -22,6 +22,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 
 from ..layers.stems import check_image_input
+from ._builder import PretrainedMixin
 
 try:
     from timm.models import feature_take_indices
@@ -31,7 +32,7 @@ except ImportError:  # older timm
 __all__ = ["HierarchicalModel"]
 
 
-class HierarchicalModel(nn.Module):
+class HierarchicalModel(PretrainedMixin, nn.Module):
     """Base of the hierarchical backbones: timm's classification and feature-extraction contract.
 
     Subclasses build ``stem``, ``stages``, ``norm`` and ``head`` (a ``timm.layers.ClassifierHead``) and set

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models import checkpoint_seq, register_model
 from timm.models._efficientnet_blocks import SqueezeExcite
 
 from vssm.kernels import selective_scan
@@ -48,6 +48,7 @@ from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_us
 from ..layers.drop import drop_path_rates
 from ..layers.ss2d import SS2D, PathChannelAttention
 from ..layers.stems import PatchEmbedStem, PatchMerging
+from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -429,13 +430,15 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     }
 
 
-# No ``url``: the official files are training checkpoints; convert one (``tools/convert_checkpoint.py``) and load it
-# with ``pretrained=True, pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the
-# official location. The official repository has no license file.
+# The official releases on the Hugging Face Hub (plain state dicts); top1: the README's ImageNet-1k top-1 at 224.
+# The official repository has no license file.
 default_cfgs = generate_default_cfgs({
-    "efficient_vmamba_tiny.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Tiny"),
-    "efficient_vmamba_small.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Small"),
-    "efficient_vmamba_base.in1k": _cfg(origin_url="https://huggingface.co/TerryPei/EfficientVMamba-Base"),
+    "efficient_vmamba_tiny.in1k": _cfg(
+        hf_hub_id="TerryPei/EfficientVMamba-Tiny", hf_hub_filename="efficient_vmamba_tiny.ckpt", top1=76.5),
+    "efficient_vmamba_small.in1k": _cfg(
+        hf_hub_id="TerryPei/EfficientVMamba-Small", hf_hub_filename="efficient_vmamba_small.ckpt", top1=78.7),
+    "efficient_vmamba_base.in1k": _cfg(
+        hf_hub_id="TerryPei/EfficientVMamba-Base", hf_hub_filename="efficient_vmamba_base.ckpt", top1=81.8),
     "test_efficient_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

@@ -30,13 +30,14 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models import checkpoint_seq, register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
 from ..layers.drop import drop_path_rates
 from ..layers.mamba_mixer import MambaVisionMixer
+from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -455,44 +456,43 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     }
 
 
-_HF = "https://huggingface.co/nvidia/"
-
-# No ``url``: the official files are timm training checkpoints (they pickle the argparse namespace) that timm's
-# weights-only download cannot read. Convert one (``tools/convert_checkpoint.py --allow-pickle``) and load it with
-# ``pretrained=True, pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the file;
-# crop_pct / crop_mode are the official evaluation settings of each release.
+# The official releases on the Hugging Face Hub (timm training checkpoints that pickle their argparse namespace,
+# read with it made inert, see vssm.models._builder); crop_pct / crop_mode are the official evaluation settings of
+# each release, top1 the README's ImageNet-1k top-1 ("21K": pretrained on ImageNet-21K, fine-tuned on 1K).
 default_cfgs = generate_default_cfgs({
     "mambavision_tiny.in1k": _cfg(
-        crop_pct=1.0, crop_mode="center", origin_url=_HF + "MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar"),
+        crop_pct=1.0, crop_mode="center",
+        hf_hub_id="nvidia/MambaVision-T-1K", hf_hub_filename="mambavision_tiny_1k.pth.tar", top1=82.3),
     "mambavision_tiny2.in1k": _cfg(
         crop_pct=0.98, crop_mode="center",
-        origin_url=_HF + "MambaVision-T2-1K/resolve/main/mambavision_tiny2_1k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-T2-1K", hf_hub_filename="mambavision_tiny2_1k.pth.tar", top1=82.7),
     "mambavision_small.in1k": _cfg(
         crop_pct=0.93, crop_mode="center",
-        origin_url=_HF + "MambaVision-S-1K/resolve/main/mambavision_small_1k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-S-1K", hf_hub_filename="mambavision_small_1k.pth.tar", top1=83.3),
     "mambavision_base.in1k": _cfg(
-        crop_pct=1.0, crop_mode="center", origin_url=_HF + "MambaVision-B-1K/resolve/main/mambavision_base_1k.pth.tar"),
+        crop_pct=1.0, crop_mode="center",
+        hf_hub_id="nvidia/MambaVision-B-1K", hf_hub_filename="mambavision_base_1k.pth.tar", top1=84.2),
     "mambavision_base.in21k_ft_in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        origin_url=_HF + "MambaVision-B-21K/resolve/main/mambavision_base_21k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-B-21K", hf_hub_filename="mambavision_base_21k.pth.tar", top1=84.9),
     "mambavision_large.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        origin_url=_HF + "MambaVision-L-1K/resolve/main/mambavision_large_1k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L-1K", hf_hub_filename="mambavision_large_1k.pth.tar", top1=85.0),
     "mambavision_large.in21k_ft_in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        origin_url=_HF + "MambaVision-L-21K/resolve/main/mambavision_large_21k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L-21K", hf_hub_filename="mambavision_large_21k.pth.tar", top1=86.1),
     "mambavision_large2.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        origin_url=_HF + "MambaVision-L2-1K/resolve/main/mambavision_large2_1k.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L2-1K", hf_hub_filename="mambavision_large2_1k.pth.tar", top1=85.3),
     "mambavision_large2_512.in21k_ft_in1k": _cfg(
         input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=0.93, crop_mode="squash",
-        origin_url=_HF + "MambaVision-L2-512-21K/resolve/main/mambavision_L2_21k_240m_512.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L2-512-21K", hf_hub_filename="mambavision_L2_21k_240m_512.pth.tar", top1=87.3),
     "mambavision_large3_256.in21k_ft_in1k": _cfg(
         input_size=(3, 256, 256), pool_size=(8, 8), crop_pct=1.0, crop_mode="center",
-        origin_url=_HF + "MambaVision-L3-256-21K/resolve/main/mambavision_L3_21k_740m_256.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L3-256-21K", hf_hub_filename="mambavision_L3_21k_740m_256.pth.tar", top1=87.3),
     "mambavision_large3_512.in21k_ft_in1k": _cfg(
         input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=0.93, crop_mode="squash",
-        origin_url=_HF + "MambaVision-L3-512-21K/resolve/main/mambavision_L3_21k_740m_512.pth.tar"),
+        hf_hub_id="nvidia/MambaVision-L3-512-21K", hf_hub_filename="mambavision_L3_21k_740m_512.pth.tar", top1=88.1),
     "test_mambavision": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
 })
 

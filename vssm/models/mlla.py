@@ -38,11 +38,12 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp
-from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import CheckpointError, check_state_dict, rename_keys, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
 from ..layers.linear_attention import LinearAttention
+from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -381,13 +382,15 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     }
 
 
-# No ``url``: the official files are training checkpoints that timm's weights-only download cannot read. Convert
-# one (``tools/convert_checkpoint.py``) and load it with ``pretrained=True,
-# pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the official file.
+# The official releases: Tsinghua cloud share links whose ``?dl=1`` form is a direct download (kept in the cache as
+# file_name, the links name no file); Swin-style training checkpoints. top1: the README's ImageNet-1k top-1 at 224.
 default_cfgs = generate_default_cfgs({
-    "mlla_tiny.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1"),
-    "mlla_small.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/0e5d0b1409d540aaa80c/?dl=1"),
-    "mlla_base.in1k": _cfg(origin_url="https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1"),
+    "mlla_tiny.in1k": _cfg(
+        url="https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1", file_name="mlla_tiny_in1k.pth", top1=83.5),
+    "mlla_small.in1k": _cfg(
+        url="https://cloud.tsinghua.edu.cn/f/0e5d0b1409d540aaa80c/?dl=1", file_name="mlla_small_in1k.pth", top1=84.4),
+    "mlla_base.in1k": _cfg(
+        url="https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1", file_name="mlla_base_in1k.pth", top1=85.3),
     "test_mlla": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath
-from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models import checkpoint_seq, register_model
 
 from vssm.kernels import selective_scan
 from vssm.scans.multiscale import MultiScaleScan
@@ -52,6 +52,7 @@ from ..layers.drop import drop_path_rates
 from ..layers.squeeze_excite import SqueezeExciteCl
 from ..layers.ss2d import resolve_dt_rank
 from ..layers.stems import PatchEmbedStem, PatchMerging
+from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -548,14 +549,17 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     }
 
 
-# No ``url``: the official files are training checkpoints in Google Drive folders; convert one
-# (``tools/convert_checkpoint.py``) and load it with ``pretrained=True,
-# pretrained_cfg_overlay=dict(file='converted.safetensors')``. The official repository has no license file.
+# The official releases are only in Google Drive folders, which a plain HTTP request cannot fetch: pretrained=True
+# names the folder and the cache path where the downloaded file is picked up (file_name). The official repository has
+# no license file.
 _DRIVE = "https://drive.google.com/drive/folders/"
 default_cfgs = generate_default_cfgs({
-    "msvmamba_nano.in1k": _cfg(origin_url=_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK"),
-    "msvmamba_micro.in1k": _cfg(origin_url=_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk"),
-    "msvmamba_tiny.in1k": _cfg(origin_url=_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU"),
+    "msvmamba_nano.in1k": _cfg(
+        file_name="msvmamba_nano_in1k.pth", origin_url=_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK", top1=77.3),
+    "msvmamba_micro.in1k": _cfg(
+        file_name="msvmamba_micro_in1k.pth", origin_url=_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk", top1=79.8),
+    "msvmamba_tiny.in1k": _cfg(
+        file_name="msvmamba_tiny_in1k.pth", origin_url=_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU", top1=82.8),
     "test_msvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

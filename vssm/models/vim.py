@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, PatchEmbed, RmsNorm, lecun_normal_, resample_abs_pos_embed, trunc_normal_
-from timm.models import build_model_with_cfg, register_model
+from timm.models import register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
@@ -41,6 +41,7 @@ from ..layers.drop import drop_path_rates
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
 from ..layers.stems import check_image_input
+from ._builder import PretrainedMixin, build_model_with_cfg
 from ._cfg import generate_default_cfgs
 
 __all__ = ["Vim", "VimBlock", "checkpoint_filter_fn", "vim_token_orders", "resample_vim_pos_embed"]
@@ -165,7 +166,7 @@ class VimBlock(nn.Module):
         return x + self.drop_path(self.mixer(h, order, inverse))
 
 
-class Vim(nn.Module):
+class Vim(PretrainedMixin, nn.Module):
     """Vision Mamba for image classification (and, with ``pyramid=True``, dense prediction), timm-style."""
 
     def __init__(
@@ -597,15 +598,17 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
     }
 
 
-_HF = "https://huggingface.co/hustvl/"
-
-# No ``url``: the official files are training checkpoints (they pickle the argparse namespace) that timm's
-# weights-only download cannot read. Convert one (``tools/convert_checkpoint.py --allow-pickle``) and load it with
-# ``pretrained=True, pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the file.
+# The official releases on the Hugging Face Hub (DeiT-style training checkpoints that pickle their argparse
+# namespace, read with it made inert, see vssm.models._builder); top1: the README's ImageNet-1k top-1 at 224 (crop
+# 0.875). The "+" weights (vim_t/s_midclstok_ft_*: fine-tuned with stride-8 patches) need a patch-stride-8 model,
+# which is not registered here.
 default_cfgs = generate_default_cfgs({
-    "vim_tiny.in1k": _cfg(origin_url=_HF + "Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth"),
-    "vim_small.in1k": _cfg(origin_url=_HF + "Vim-small-midclstok/resolve/main/vim_s_midclstok_80p5acc.pth"),
-    "vim_base.in1k": _cfg(origin_url=_HF + "Vim-base-midclstok/resolve/main/vim_b_midclstok_81p9acc.pth"),
+    "vim_tiny.in1k": _cfg(
+        hf_hub_id="hustvl/Vim-tiny-midclstok", hf_hub_filename="vim_t_midclstok_76p1acc.pth", top1=76.1),
+    "vim_small.in1k": _cfg(
+        hf_hub_id="hustvl/Vim-small-midclstok", hf_hub_filename="vim_s_midclstok_80p5acc.pth", top1=80.5),
+    "vim_base.in1k": _cfg(
+        hf_hub_id="hustvl/Vim-base-midclstok", hf_hub_filename="vim_b_midclstok_81p9acc.pth", top1=81.9),
     "test_vim": _cfg(input_size=(3, 32, 32), crop_pct=1.0),
 })
 

@@ -41,10 +41,11 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, get_act_layer
-from timm.models import build_model_with_cfg, checkpoint_seq, register_model
+from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers import ConvStem, VSSBlock, create_downsample, create_stem, drop_path_rates
+from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
 
@@ -311,34 +312,34 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
 _VMAMBA_RELEASES = "https://github.com/MzeroMiko/VMamba/releases/download/"
 _LOCALMAMBA_RELEASES = "https://github.com/hunto/LocalMamba/releases/download/"
 
-# No ``url``: the official files are training checkpoints that timm's weights-only download cannot read. Convert
-# one (``tools/convert_checkpoint.py``) and load it with ``pretrained=True,
-# pretrained_cfg_overlay=dict(file='converted.safetensors')``. ``origin_url`` names the official file.
+# The official releases (GitHub release assets: training checkpoints, read with their pickled configuration made
+# inert, see vssm.models._builder); top1 is the README's ImageNet-1k top-1 at 224 (Resize 256 + CenterCrop 224).
+# LocalVMamba-T was never released (its README says "retraining"), so it has no tag.
 default_cfgs = generate_default_cfgs({
-    "vmamba_tiny_s1l8.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
-    "vmamba_small_s1l20.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth"),
-    "vmamba_base_s1l20.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth"),
-    "vmamba_tiny_s2l5.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth"),
-    "vmamba_small_s2l15.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
-    "vmamba_base_s2l15.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
-    "vmamba_tiny.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth"),
-    "vmamba_small.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth"),
-    "vmamba_base.in1k": _cfg(origin_url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth"),
+    "vmamba_tiny_s1l8.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6),
+    "vmamba_small_s1l20.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth", top1=83.3),
+    "vmamba_base_s1l20.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth", top1=83.8),
+    "vmamba_tiny_s2l5.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth", top1=82.5),
+    "vmamba_small_s2l15.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6),
+    "vmamba_base_s2l15.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9),
+    "vmamba_tiny.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6),
+    "vmamba_small.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6),
+    "vmamba_base.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9),
     # Vanilla-VMamba-T was trained without EMA; its reported accuracy is of the plain weights.
     "vanilla_vmamba_tiny.in1k": _cfg(
         first_conv="stem.proj", notes=("trained without EMA",), use_ema=False,
-        origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth"),
+        url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth", top1=82.2),
     "vanilla_vmamba_small.in1k": _cfg(
-        first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth"),
+        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth", top1=83.5),
     "vanilla_vmamba_base.in1k": _cfg(
-        first_conv="stem.proj", origin_url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth"),
+        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth", top1=83.7),
     "localvmamba_tiny": _cfg(
         first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan"),
     "localvmamba_small.in1k": _cfg(
         first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan",
-        origin_url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt"),
+        url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt", top1=83.7),
     "vmamba_micro": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
     "test_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
     "test_localvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0, first_conv="stem.proj"),
