@@ -43,8 +43,9 @@ def test_official_param_counts(name, meta_model):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
-def test_origin_url(name, meta_model):
-    assert meta_model(name).pretrained_cfg["origin_url"].startswith("https://huggingface.co/nvidia/MambaVision-")
+def test_weights_on_the_hub(name, meta_model):
+    cfg = meta_model(name).pretrained_cfg
+    assert cfg["hf_hub_id"].startswith("nvidia/MambaVision-") and cfg["hf_hub_filename"].endswith(".pth.tar")
 
 
 def test_published_block_layout(meta_model):

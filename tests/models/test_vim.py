@@ -41,10 +41,10 @@ def test_official_param_counts(name, meta_model):
 
 
 @pytest.mark.parametrize("name", ALL_MODELS + ["test_vim"])
-def test_origin_url_and_position_parameters_without_decay(name, meta_model):
+def test_hub_source_and_position_parameters_without_decay(name, meta_model):
     model = meta_model(name)
     if name != "test_vim":
-        assert model.pretrained_cfg["origin_url"].startswith("https://huggingface.co/hustvl/Vim-")
+        assert model.pretrained_cfg["hf_hub_id"].startswith("hustvl/Vim-")
     assert {"pos_embed", "cls_token"} <= model.no_weight_decay()
 
 

@@ -300,3 +300,12 @@ def _worker_with_rank(parent: int, rank: int, timeout: float = 60) -> int | None
                     return int(child)
         time.sleep(0.2)
     return None
+
+
+def test_pretrained_without_a_fetchable_release_is_one_line(tool_env, tmp_path):
+    """--pretrained goes through vssm.hub: a Drive-only release names the folder and the cache path to fill."""
+    env = dict(tool_env, TORCH_HOME=str(tmp_path / "torch"))
+    proc = run_tool(TRAIN, [*TINY_DATA, "--model", "msvmamba_nano", "--pretrained", "--epochs", "1",
+                            "--output", str(tmp_path / "out")], env, tmp_path)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "msvmamba_nano_in1k.pth"
+    assert_one_line_error(proc, "--pretrained", "drive.google.com/drive/folders/", str(cached))

@@ -73,6 +73,8 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
             raise UsageError(f"{weights_flag} {e}") from None
     try:
         model = timm.create_model(name, **kwargs)
+    except CheckpointError as e:  # --pretrained: no weights, no network, a bad download (vssm.hub)
+        raise UsageError(f"--pretrained: {first_line(e)}") from None
     except TypeError as e:
         message = str(e)
         if "unexpected keyword" not in message:
