@@ -30,7 +30,7 @@ import torch
 
 from .checkpoint import CheckpointError, check_download, first_line
 
-__all__ = ["cache_path", "download_hf", "download_url", "fetch_pretrained", "pretrained_source"]
+__all__ = ["cache_path", "download_hf", "download_url", "fetch_pretrained", "pretrained_cfg", "pretrained_source"]
 
 _CHUNK = 1 << 20
 
@@ -189,3 +189,29 @@ def fetch_pretrained(cfg: Any, cache_dir: str | os.PathLike | None = None) -> Pa
             "pretrained_cfg_overlay=dict(file='/path/to/the/file')")
     raise CheckpointError(f"no pretrained weights exist for {_name(cfg)}; use pretrained=False, or pass "
                           "pretrained_cfg_overlay=dict(file='/path/to/weights')")
+
+
+def pretrained_cfg(name: str) -> Any:
+    """The registered pretrained cfg of ``'<model>.<tag>'`` (or ``'<model>'``: its default tag), as timm resolves it.
+
+    Raises:
+        CheckpointError: an unknown model, or a tag it does not have (the available ones are named).
+    """
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    arch, _, tag = name.partition(".")
+    if not timm.is_model(arch):
+        raise CheckpointError(f"{name!r}: no model {arch!r} is registered (import vssm first?)")
+    try:
+        cfg = get_pretrained_cfg(name if tag else arch)
+    except RuntimeError:  # timm: "Invalid pretrained tag"
+        cfg = None
+    if cfg is None:
+        from timm.models import get_arch_pretrained_cfgs
+
+        tags = [t if "." in t else f"{arch}.{t}" for t in get_arch_pretrained_cfgs(arch) if t]
+        raise CheckpointError(f"{name!r}: no such pretrained tag; {arch} has: {', '.join(tags) or 'none'}")
+    if not cfg.architecture:
+        cfg.architecture = arch
+    return cfg

@@ -9,10 +9,9 @@
 # norm weights), 16 images per iteration (8 GPUs x 2), 36 epochs with steps at 27 and 33, 1000 linear warm-up
 # iterations. The official run uses mixed precision: add --amp to tools/mm_train.py.
 #
-# Backbone weights: ImageNet-1k MambaVision-T, converted once from the official release
-# (https://huggingface.co/nvidia/MambaVision-T-1K/resolve/main/mambavision_tiny_1k.pth.tar) with
-#   python tools/convert_checkpoint.py --model mambavision_tiny --allow-pickle mambavision_tiny_1k.pth.tar \
-#       checkpoints/mambavision_tiny.in1k.safetensors
+# Backbone weights: the official ImageNet-1k release by name (init_cfg checkpoint='timm:mambavision_tiny.in1k'),
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
     './_base_/coco-instance_ms-crop.py',
@@ -30,7 +29,7 @@ model = dict(
         arch=dict(base='tiny', window_size=(8, 8, 112, 56)),
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:mambavision_tiny.in1k')),
     neck=dict(in_channels=[80, 160, 320, 640]),
     roi_head=dict(bbox_head=[
         dict(

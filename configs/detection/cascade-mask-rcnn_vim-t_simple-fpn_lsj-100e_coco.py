@@ -10,11 +10,9 @@
 # 2-conv RPN head with normalised convs (GroupNorm here; ViTDet uses LayerNorm), AdamW lr 1e-4 wd 0.1 with steps at
 # 88 and 96 of 100 epochs and 250 warm-up iterations. Not reproduced: ViTDet's layer-wise lr decay.
 #
-# Backbone weights: ImageNet-1k Vim-Ti, converted once from the official release
-# (https://huggingface.co/hustvl/Vim-tiny-midclstok/resolve/main/vim_t_midclstok_76p1acc.pth) with
-#   python tools/convert_checkpoint.py --model vim_tiny --allow-pickle vim_t_midclstok_76p1acc.pth \
-#       checkpoints/vim_tiny.in1k.safetensors
-# (its 14x14 position embedding is resampled to 64x64 when loaded; the pyramid keeps its initialisation).
+# Backbone weights: the official ImageNet-1k release by name (init_cfg checkpoint='timm:vim_tiny.in1k'),
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
     'mmdet::common/lsj-100e_coco-instance.py',
@@ -32,7 +30,7 @@ model = dict(
         arch=dict(base='tiny', img_size=1024, pyramid_layers=(23, 23, 23, 23)),
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vim_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vim_tiny.in1k')),
     neck=dict(in_channels=[192, 192, 192, 192], norm_cfg=norm_cfg),
     rpn_head=dict(num_convs=2),
     roi_head=dict(

@@ -23,5 +23,5 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficient_vmamba_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:efficient_vmamba_tiny.in1k')),
     neck=dict(in_channels=[48, 96, 192, 384]))

@@ -6,9 +6,9 @@
 # setup, drop_path_rate 0.1, the DETR-style multi-scale + crop augmentation already in the 1x schedule, AdamW lr 1e-4
 # wd 0.05 (no decay on norm weights), 16 images per iteration (8 GPUs x 2), 12 epochs with steps at 8 and 11.
 #
-# Backbone weights: ImageNet-1k MLLA-T, converted once from the official release
-# (https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1, MLLA_T.pth) with
-#   python tools/convert_checkpoint.py --model mlla_tiny MLLA_T.pth checkpoints/mlla_tiny.in1k.safetensors
+# Backbone weights: the official ImageNet-1k release by name,
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     './_base_/mask-rcnn_mlla-t_fpn.py',
     './_base_/coco-instance_ms-crop.py',

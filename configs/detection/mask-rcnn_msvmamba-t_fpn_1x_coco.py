@@ -5,10 +5,9 @@
 # with the backbone swapped (drop_path_rate 0.2 from it), AdamW lr 1e-4 wd 0.05 (no decay on norm weights), 16 images
 # per iteration (8 GPUs x 2), 1333x800, 12 epochs with steps at 8 and 11.
 #
-# Backbone weights: ImageNet-1k MSVMamba-T, converted once from the official release
-# (https://drive.google.com/drive/folders/1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU, vssm_tiny_ms_e300.pth) with
-#   python tools/convert_checkpoint.py --model msvmamba_tiny --allow-pickle vssm_tiny_ms_e300.pth \
-#       checkpoints/msvmamba_tiny.in1k.safetensors
+# Backbone weights: the official ImageNet-1k release by name,
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     './_base_/mask-rcnn_msvmamba-t_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

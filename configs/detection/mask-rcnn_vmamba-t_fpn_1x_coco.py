@@ -5,11 +5,9 @@
 # the backbone swapped, drop_path_rate 0.2, AdamW lr 1e-4 wd 0.05 (no decay on norm weights), no layer decay,
 # 16 images per iteration (8 GPUs x 2), 1333x800, 12 epochs with steps at 8 and 11, 1000 linear warm-up iterations.
 #
-# Backbone weights: ImageNet-1k VMamba-T, converted once from the official release
-# (https://github.com/MzeroMiko/VMamba/releases/download/%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth) with
-#   python tools/convert_checkpoint.py --model vmamba_tiny --allow-pickle vssm1_tiny_0230s_ckpt_epoch_264.pth \
-#       checkpoints/vmamba_tiny.in1k.safetensors
-# (or point `checkpoint` at the official file itself with allow_pickle=True, if you trust it).
+# Backbone weights: the official ImageNet-1k release by name,
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     './_base_/mask-rcnn_vmamba-t_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

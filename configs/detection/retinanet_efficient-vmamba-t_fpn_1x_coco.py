@@ -5,10 +5,9 @@
 # wd 1e-4), with the backbone's stages 1-3 into the FPN (P3-P7, the extra levels from the FPN input; stage 0 is not
 # an output, so every out norm gets a gradient), 16 images per iteration, 12 epochs with steps at 8 and 11.
 #
-# Backbone weights: ImageNet-1k EfficientVMamba-T, converted once from the official release
-# (https://huggingface.co/TerryPei/EfficientVMamba-Tiny) with
-#   python tools/convert_checkpoint.py --model efficient_vmamba_tiny --allow-pickle efficient_vmamba_tiny.ckpt \
-#       checkpoints/efficient_vmamba_tiny.in1k.safetensors
+# Backbone weights: the official ImageNet-1k release by name (init_cfg checkpoint='timm:efficient_vmamba_tiny.in1k'),
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
@@ -24,7 +23,7 @@ model = dict(
         arch='tiny',
         out_indices=(1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficient_vmamba_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:efficient_vmamba_tiny.in1k')),
     neck=dict(in_channels=[96, 192, 384], start_level=0, num_outs=5))
 
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=0.0001, weight_decay=0.0001))

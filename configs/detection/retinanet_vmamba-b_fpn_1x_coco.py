@@ -8,5 +8,5 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.6,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vmamba_base.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vmamba_base.in1k')),
     neck=dict(in_channels=[256, 512, 1024]))

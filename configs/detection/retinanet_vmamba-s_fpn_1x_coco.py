@@ -8,5 +8,5 @@ model = dict(
     backbone=dict(
         arch='small',
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vmamba_small.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vmamba_small.in1k')),
     neck=dict(in_channels=[192, 384, 768]))

@@ -21,5 +21,5 @@ model = dict(
         # only the stages the FPN reads: an output without a consumer would leave its norm without gradient
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vmamba_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vmamba_tiny.in1k')),
     neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))

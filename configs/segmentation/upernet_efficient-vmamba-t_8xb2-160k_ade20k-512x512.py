@@ -16,6 +16,6 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/efficient_vmamba_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:efficient_vmamba_tiny.in1k')),
     decode_head=dict(in_channels=[48, 96, 192, 384]),
     auxiliary_head=dict(in_channels=192))

@@ -18,7 +18,7 @@ model = dict(
         arch=dict(base='tiny', window_size=(8, 8, 64, 32)),
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:mambavision_tiny.in1k')),
     decode_head=dict(in_channels=[80, 160, 320, 640]),
     auxiliary_head=dict(in_channels=320))
 

@@ -7,9 +7,9 @@
 # iterations then poly decay (power 1) to 0, 16 images per iteration (8 GPUs x 2), 160k iterations, crops of 512x512,
 # SyncBN in the heads.
 #
-# Backbone weights: ImageNet-1k MLLA-B, converted once from the official release
-# (https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1, MLLA_B.pth) with
-#   python tools/convert_checkpoint.py --model mlla_base MLLA_B.pth checkpoints/mlla_base.in1k.safetensors
+# Backbone weights: the official ImageNet-1k release by name (init_cfg checkpoint='timm:mlla_base.in1k'),
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = ['./_base_/upernet_adamw-160k_ade20k-512x512.py']
 
 model = dict(
@@ -19,6 +19,6 @@ model = dict(
         arch='base',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.5,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mlla_base.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:mlla_base.in1k')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

@@ -27,7 +27,7 @@ model = dict(
         arch=dict(base='tiny', img_size=512),
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.0,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vim_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vim_tiny.in1k')),
     decode_head=dict(in_channels=[192, 192, 192, 192], channels=192, num_classes=150),
     auxiliary_head=dict(in_channels=192, num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))

@@ -6,11 +6,9 @@
 # 1500 linear warm-up iterations then poly decay (power 1) to 0, 16 images per iteration (8 GPUs x 2), 160k
 # iterations, crops of 512x512, SyncBN in the heads.
 #
-# Backbone weights: ImageNet-1k VMamba-T, converted once from the official release
-# (https://github.com/MzeroMiko/VMamba/releases/download/%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth) with
-#   python tools/convert_checkpoint.py --model vmamba_tiny --allow-pickle vssm1_tiny_0230s_ckpt_epoch_264.pth \
-#       checkpoints/vmamba_tiny.in1k.safetensors
-# (or point `checkpoint` at the official file itself with allow_pickle=True, if you trust it).
+# Backbone weights: the official ImageNet-1k release by name (init_cfg checkpoint='timm:vmamba_tiny.in1k'),
+# downloaded once into torch hub's / the Hub's cache and converted on load (vssm.hub); without network, the
+# error names the file and the cache path to put it at.
 _base_ = ['./_base_/upernet_adamw-160k_ade20k-512x512.py']
 
 model = dict(
@@ -20,6 +18,6 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vmamba_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:vmamba_tiny.in1k')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))

@@ -526,3 +526,27 @@ def test_init_cfg_loads_official_checkpoints(cls, fixture, base, num_stages, tmp
     for i in out_indices:
         assert torch.equal(getattr(backbone, f"outnorm{i}").weight, det[f"backbone.{out_name.format(i)}.weight"])
         assert torch.equal(getattr(backbone, f"outnorm{i}").bias, det[f"backbone.{out_name.format(i)}.bias"])
+
+
+def test_init_cfg_timm_scheme_loads_a_release_by_name(tmp_path, monkeypatch):
+    """``checkpoint='timm:<model>.<tag>'`` goes through vssm.hub: MSVMamba-N's release is a Drive folder, so the
+    file is found where the error message says to put it (the torch hub cache), read with its pickled namespace made
+    inert, and its EMA weights (the release's use_ema) load."""
+    import argparse
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    release = timm.create_model("msvmamba_nano")
+    plain = {k: torch.zeros_like(v) for k, v in release.state_dict().items()}
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    backbone = MSVMambaBackbone(arch="nano", init_cfg=_pretrained("timm:msvmamba_nano.in1k"))
+    with pytest.raises(CheckpointError, match=r"timm:msvmamba_nano\.in1k.*drive\.google\.com.*msvmamba_nano_in1k\.pth"):
+        backbone.init_weights()
+    cache.mkdir(parents=True)
+    torch.save({"model": plain, "model_ema": release.state_dict(), "args": argparse.Namespace(model="ms")},
+               cache / "msvmamba_nano_in1k.pth")
+    backbone.init_weights()
+    got = backbone.body.model.state_dict()
+    key = next(k for k in got if k.startswith("stem.") and k.endswith("weight"))
+    assert torch.equal(got[key], release.state_dict()[key])
+    with pytest.raises(CheckpointError, match=r"no such pretrained tag; msvmamba_nano has: msvmamba_nano\.in1k"):
+        MSVMambaBackbone(arch="nano", init_cfg=_pretrained("timm:msvmamba_nano.in22k")).init_weights()

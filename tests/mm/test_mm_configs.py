@@ -117,7 +117,15 @@ def test_config_parses_with_the_recipe(path):
     if family == "vmamba":
         assert cfg.model.backbone.drop_path_rate == {"tiny": 0.2, "small": 0.3, "base": 0.6}[arch]
     assert cfg.model.backbone.init_cfg.type == "Pretrained"
-    assert cfg.model.backbone.init_cfg.checkpoint.startswith("checkpoints/")
+    checkpoint = cfg.model.backbone.init_cfg.checkpoint  # the official release by name (vssm.hub)
+    assert checkpoint.startswith("timm:"), checkpoint
+    import vssm.mm
+    from vssm.hub import pretrained_cfg, pretrained_source
+
+    release = checkpoint[len("timm:"):]
+    assert pretrained_source(pretrained_cfg(release))[0] in ("url", "hf-hub", "manual"), release
+    if isinstance(backbone_arch, str):
+        assert release.split(".")[0] == getattr(vssm.mm, cfg.model.backbone.type).arch_zoo[arch], release
     assert cfg.optim_wrapper.optimizer.type == "AdamW"
     if "retinanet" not in path.name or family == "vmamba":
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys["norm"] == dict(decay_mult=0.0)

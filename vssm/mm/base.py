@@ -311,7 +311,9 @@ class TimmBackbone(BaseModule):
         feature pyramid) leaves those at theirs. Out norms are read under the names ``out_norm_keys`` matches.
 
         Args:
-            checkpoint (str | dict): Path (``.pth`` / ``.safetensors``), URL, or an already loaded checkpoint.
+            checkpoint (str | dict): Path (``.pth`` / ``.safetensors``), URL, ``'timm:<model>.<tag>'`` (an official
+                release by its timm name, downloaded once into the cache, see :mod:`vssm.hub`), or an already
+                loaded checkpoint.
             prefix (str | None): Keep only the keys starting with this (e.g. ``'backbone.'``) and strip it.
             allow_pickle (bool): Read a torch file with ``weights_only=False`` (runs code from the file: only for
                 files you trust, e.g. official checkpoints that pickle their training config).
@@ -323,10 +325,15 @@ class TimmBackbone(BaseModule):
         """
         name = type(self).__name__
         where = checkpoint if isinstance(checkpoint, str) else "the given state dict"
-        raw = _read_checkpoint(checkpoint, allow_pickle, map_location) if isinstance(checkpoint, str) else checkpoint
+        release_ema = None
+        if isinstance(checkpoint, str) and checkpoint.startswith("timm:"):  # a release by name, through vssm.hub
+            raw, release_ema = _read_release(checkpoint[len("timm:"):], map_location)
+        else:
+            raw = _read_checkpoint(checkpoint, allow_pickle, map_location) if isinstance(checkpoint, str) \
+                else checkpoint
         ref = self._reference_model()
         try:
-            sd = unwrap_state_dict(raw, use_ema=resolve_use_ema(ref))
+            sd = unwrap_state_dict(raw, use_ema=resolve_use_ema(ref, release_ema))
         except CheckpointError as e:
             raise CheckpointError(f"{name}: {where}: {e}") from e
         if prefix:
@@ -398,6 +405,20 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
         return False
     return True
 
+
+
+def _read_release(name: str, map_location: str | torch.device) -> Tuple[Any, bool]:
+    """``init_cfg=dict(type='Pretrained', checkpoint='timm:<model>.<tag>')``: the release's file, fetched (or found
+    in the cache) by :func:`vssm.hub.fetch_pretrained` and read with its pickled configuration made inert, and the
+    release's ``use_ema``."""
+    from ..hub import fetch_pretrained, pretrained_cfg
+
+    try:
+        cfg = pretrained_cfg(name)
+        raw = read_checkpoint(fetch_pretrained(cfg), inert_objects=True, map_location=map_location)
+    except CheckpointError as e:
+        raise CheckpointError(f"init_cfg timm:{name}: {e}") from e
+    return raw, bool(getattr(cfg, "use_ema", True))
 
 
 def _read_checkpoint(path: str, allow_pickle: bool, map_location: str | torch.device) -> Dict[str, Any]:

@@ -10,5 +10,5 @@ model = dict(
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mlla_tiny.in1k.safetensors')),
+        init_cfg=dict(type='Pretrained', checkpoint='timm:mlla_tiny.in1k')),
     neck=dict(in_channels=[64, 128, 256, 512]))

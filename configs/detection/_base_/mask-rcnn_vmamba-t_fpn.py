@@ -3,7 +3,7 @@
 _base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py']
 custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)
 
-pretrained = 'checkpoints/vmamba_tiny.in1k.safetensors'
+pretrained = 'timm:vmamba_tiny.in1k'
 model = dict(
     backbone=dict(
         _delete_=True,
