@@ -21,7 +21,8 @@ from vssm.models.vmamba import VMamba, checkpoint_filter_fn
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ["vmamba_v2_s1l", "vmamba_v2_gated", "vmamba_v0", "localvmamba"]
+CASES = ["vmamba_v2_s1l", "vmamba_v2_gated", "vmamba_v0", "localvmamba",
+         "vmamba_standalone_v01", "vmamba_standalone_v05noz"]  # the last two: the root vmamba.py
 
 
 def _load(name, extra=False):

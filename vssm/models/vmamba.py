@@ -44,7 +44,7 @@ from timm.layers import ClassifierHead, get_act_layer
 from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
-from ..layers import ConvStem, VSSBlock, create_downsample, create_stem, drop_path_rates
+from ..layers import ConvStem, PatchMerging, VSSBlock, create_downsample, create_stem, drop_path_rates
 from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
 from ._hierarchical import HierarchicalModel
@@ -221,14 +221,19 @@ class VMamba(HierarchicalModel):
 
 _STEM_V1 = {"0": "proj", "2": "norm"}
 _STEM_V2 = {"0": "conv1", "2": "norm1", "5": "conv2", "7": "norm2"}
-_DOWNSAMPLE = {"1": "conv", "3": "norm", "reduction": "reduction", "norm": "norm"}
+# downsample keys: v2 / v3 convs (nn.Sequential: permute, conv, identity, norm); patch merging as the classification
+# code's PatchMerging2D (reduction, norm) or as the standalone vmamba.py's nn.Sequential (merge, norm, linear)
+_DOWNSAMPLE_CONV = {"1": "conv", "3": "norm"}
+_DOWNSAMPLE_MERGE = {"reduction": "reduction", "norm": "norm", "1": "norm", "2": "reduction"}
+# mixer parameters: stacked per path (classification/models/vmamba.py), or the standalone vmamba.py's grouped
+# Linear layers, x_proj.weight (K * (R + 2N), Di) and dt_projs.weight (K * Di, R), reshaped to the stacked layout
 _MIXER = {
     "x_proj_weight": "x_proj_weight", "dt_projs_weight": "dt_proj_weight", "dt_projs_bias": "dt_proj_bias",
-    "A_logs": "A_log", "Ds": "D",
+    "x_proj.weight": "x_proj_weight", "dt_projs.weight": "dt_proj_weight", "A_logs": "A_log", "Ds": "D",
 }
 
 
-def _official_key(k: str, stem_map: Dict[str, str]) -> str | None:
+def _official_key(k: str, stem_map: Dict[str, str], downsample_map: Dict[str, str]) -> str | None:
     """Maps one official VMamba / LocalMamba key to this model's name (``None``: not an official key)."""
     # legacy names of the first releases (VMamba v0 and older training code)
     k = re.sub(r"^patch_embed\.proj\.", "patch_embed.0.", k)
@@ -242,7 +247,7 @@ def _official_key(k: str, stem_map: Dict[str, str]) -> str | None:
         return f"stem.{stem_map[m[1]]}.{m[2]}" if m[1] in stem_map else None
     m = re.match(r"^layers\.(\d+)\.downsample\.([^.]+)\.(.+)$", k)
     if m:
-        return f"stages.{int(m[1]) + 1}.downsample.{_DOWNSAMPLE[m[2]]}.{m[3]}" if m[2] in _DOWNSAMPLE else None
+        return f"stages.{int(m[1]) + 1}.downsample.{downsample_map[m[2]]}.{m[3]}" if m[2] in downsample_map else None
     m = re.match(r"^layers\.(\d+)\.blocks\.(\d+)\.(.+)$", k)
     if m:
         prefix, rest = f"stages.{m[1]}.blocks.{m[2]}.", m[3]
@@ -267,7 +272,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: VMamba, use_ema: boo
     Handles: training checkpoints wrapped in ``'model'`` / ``'model_ema'`` / ``'ema_model'`` / ``'state_dict'``;
     VMamba v2 keys (``patch_embed.N``, ``layers.i.blocks.j.op.*``, ``layers.i.downsample.N``, ``classifier.*``) with
     stacked ``x_proj_weight (K, R+2N, D)``, flattened ``A_logs (K*D, N)`` / ``Ds (K*D)``, and 1x1-conv weights
-    of the channel-first layout; vanilla v0 and legacy names (``patch_embed.proj``, ``ln_1``, ``self_attention``,
+    of the channel-first layout; the standalone ``vmamba.py`` at the root of the official repository (grouped
+    ``x_proj.weight (K*(R+2N), D)`` / ``dt_projs.weight (K*D, R)``, patch merging as ``downsample.1`` norm and
+    ``downsample.2`` linear); vanilla v0 and legacy names (``patch_embed.proj``, ``ln_1``, ``self_attention``,
     top-level ``norm`` / ``head``); LocalMamba's ``op.multi_scan.attn.*``. A state dict already in this layout is
     checked and returned as is.
 
@@ -288,7 +295,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: VMamba, use_ema: boo
     target = model.state_dict()
     if not any(k.startswith(("stem.", "stages.")) for k in sd):
         stem_map = _STEM_V2 if isinstance(model.stem, ConvStem) else _STEM_V1
-        sd = rename_keys(sd, lambda k: _official_key(k, stem_map) or k)
+        merging = any(isinstance(m, PatchMerging) for m in model.modules())
+        ds_map = _DOWNSAMPLE_MERGE if merging else _DOWNSAMPLE_CONV
+        sd = rename_keys(sd, lambda k: _official_key(k, stem_map, ds_map) or k)
         sd = {k: reshape_like(v, target[k].shape if k in target else None) for k, v in sd.items()}
     check_state_dict(sd, model, ignore_prefixes=("head.fc.",), family=arch)
     return sd
