@@ -41,11 +41,29 @@ def _require_triton() -> None:
         )
 
 
+#: Warps per program: the backward holds twice the forward's tensors per chunk, so it spreads them over 8 warps.
+NUM_WARPS = {"fwd": 4, "bwd": 8}
+#: Register cap per thread (PTX ``.maxnreg``): 128 keeps >= 16 warps resident per SM at 4 or 8 warps per block.
+#: Without it ptxas aims at a higher occupancy and spills a few bytes in some variants (64-80 registers + 8 bytes
+#: of stack at N = 1, sm_80); with it every variant the models launch compiles without spill.
+MAX_REGISTERS = 128
+#: Elements of one (CH, BD, NP) chunk tile. The chunk's tensors (decays, inputs, scanned states; the backward's
+#: adjoints too) live in registers: at 512 elements (4 warps forward, 8 backward) the variants the models launch
+#: compile for sm_80 / sm_90 within MAX_REGISTERS without spill, i.e. >= 16 resident warps per SM (measured with
+#: ``tools/benchmark.py kernel --compile-only``; tests/kernels/test_triton_compile.py keeps it so). The earlier
+#: 4096-element tiles needed 150-255 registers and spilled in the backward: 8 resident warps, latency-bound.
+TILE_ELEMENTS = 512
+
+
 def tiles(N: int, Du: int) -> Tuple[int, int, int]:
-    """(CH, BD, NP): steps per chunk, channels per tile, padded state size. Keeps CH*BD*NP <= 4096 fp32 per tensor."""
+    """(CH, BD, NP): steps per chunk, channels per tile, padded state size, with CH * BD * NP <= TILE_ELEMENTS.
+
+    Wider channel tiles for small states (coalesced row loads of 32 channels at N = 1), narrower for N = 16; the
+    chunk length follows from the state size alone, so a narrow ``Du`` only shrinks the tile."""
     NP = triton.next_power_of_2(N)
-    BD = min(32, triton.next_power_of_2(Du))
-    CH = max(4, min(64, 4096 // (BD * NP)))
+    bd_full = 32 if NP == 1 else 16 if NP <= 8 else 8
+    CH = max(2, TILE_ELEMENTS // (bd_full * NP))
+    BD = min(bd_full, triton.next_power_of_2(Du))
     return CH, BD, NP
 
 
@@ -260,7 +278,7 @@ def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, me
         L, K, Du, N, T, n_chunks,
         KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
         SOFTPLUS=delta_softplus, SAVE_CKPT=save_ckpt, CH=CH, BD=BD, NP=NP,
-        num_warps=4,
+        num_warps=NUM_WARPS["fwd"], maxnreg=MAX_REGISTERS,
     )
     return y, last, ckpt
 
@@ -290,7 +308,7 @@ def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softp
         L, K, Du, N, T, n_chunks,
         KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
         SOFTPLUS=delta_softplus, CH=CH, BD=BD, NP=NP,
-        num_warps=4,
+        num_warps=NUM_WARPS["bwd"], maxnreg=MAX_REGISTERS,
     )
     return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0), dz
 

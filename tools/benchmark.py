@@ -1,6 +1,7 @@
 """Benchmarks that print tables to paste into notes. Ratios are taken inside one run (the machine is shared).
 
     python tools/benchmark.py kernel [--quick] [--device cpu|cuda]   selective-scan op
+    python tools/benchmark.py kernel --compile-only [--quick]         Triton kernels compiled for sm_80 / sm_90
     python tools/benchmark.py scans                                   order generation at 1024x1024
     python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
 
@@ -186,6 +187,27 @@ def bench_kernel_cuda(args) -> None:
     print(table(rows, ["scan", "N", "K", "ms per path", "vs raster"]))
 
 
+def kernel_compile_table(args) -> None:
+    """Every Triton kernel variant the models launch, compiled for sm_80 and sm_90 without a GPU: registers, stack
+    (spill) bytes, shared memory and resident warps per SM (vssm.kernels.triton_compile)."""
+    from vssm.kernels.triton_compile import model_variants, report
+
+    variants = model_variants()
+    if args.quick:  # VMamba's launches: bf16, merged, shared u
+        variants = [v for v in variants if v.dtype == "bf16" and v.merge and v.shared_u]
+    rows = report(variants)
+    print(f"## Triton kernels compiled for the GPU without one (triton, {len(rows)} variants); Du=96 K=4; resident "
+          "warps = blocks per SM x warps per block (65536 registers, 228 KiB shared, 32 blocks, 64 warps per SM)")
+    body = [[r["kind"], f"{r['N']}", "sum" if r["merge"] else "-", "z" if r["gate"] else "-",
+             "shared" if r["shared_u"] else "per-path", r["dtype"], f"sm_{r['arch']}",
+             f"{r['CH']}x{r['BD']}x{r['NP']}", f"{r['num_warps']}", f"{r['registers']}", f"{r['spill']}",
+             f"{r['shared']}", f"{r['warps_per_sm']}"] for r in rows]
+    print(table(body, ["kernel", "N", "merge", "gate", "u", "dtype", "arch", "CHxBDxNP", "warps", "registers",
+                       "stack B", "smem B", "resident warps/SM"]))
+    low = [r for r in rows if r["warps_per_sm"] < 16 or r["spill"]]
+    print(f"\n{len(rows) - len(low)} of {len(rows)} variants: no stack/spill and >= 16 resident warps per SM")
+
+
 def bench_scans(args) -> None:
     import vssm.scans as scans
 
@@ -207,6 +229,8 @@ def main(argv=None) -> None:
     k.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     k.add_argument("--quick", action="store_true", help="stages 1-2 only")
     k.add_argument("--repeat", type=int, default=5)
+    k.add_argument("--compile-only", action="store_true",
+                   help="compile the Triton kernels for sm_80 / sm_90 (no GPU needed) and print their resource use")
     sub.add_parser("scans", help="order generation speed")
     m = sub.add_parser("models", help="model throughput")
     try:
@@ -216,7 +240,9 @@ def main(argv=None) -> None:
     if bench_models is not None:
         bench_models.add_args(m)
     args = parser.parse_args(argv)
-    if args.what == "kernel":
+    if args.what == "kernel" and args.compile_only:
+        kernel_compile_table(args)
+    elif args.what == "kernel":
         (bench_kernel_cuda if args.device == "cuda" else bench_kernel_cpu)(args)
     elif args.what == "scans":
         bench_scans(args)
