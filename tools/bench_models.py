@@ -42,7 +42,80 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--train", action="store_true", help="time forward + backward instead of inference")
+    g.add_argument("--profile", action="store_true",
+                   help="only profile --model (and the first --compare model): share of time in GEMMs, the scan "
+                        "op, convolutions, copies and elementwise ops")
     return parser
+
+
+#: Profiler op names by category; whatever is not listed is elementwise / reduction work (norms, activations, ...).
+PROFILE_CATEGORIES = {
+    "GEMM": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"),
+    "scan op": ("vssm::",),
+    "conv": ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d",
+             "aten::_nnpack_spatial_convolution", "aten::convolution_backward", "aten::_convolution"),
+    "copies": ("aten::copy_", "aten::clone", "aten::contiguous", "aten::cat", "aten::index", "aten::gather",
+               "aten::index_add_", "aten::scatter_add_", "aten::constant_pad_nd", "aten::fill_", "aten::zero_"),
+}
+
+
+def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool = False,
+                      iters: int = 2) -> Dict[str, float]:
+    """Share of self CPU time per category (PROFILE_CATEGORIES, 'elementwise' for the rest) over ``iters`` steps
+    after one warm-up, as fractions summing to 1, plus ``ms`` per step."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(batch, 3, *size, device=device)
+    model = model.to(device).train(train)
+
+    def step() -> None:
+        if train:
+            model(x).float().mean().backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model(x)
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(iters):
+            step()
+    totals = {k: 0.0 for k in PROFILE_CATEGORIES}
+    totals["elementwise"] = 0.0
+    for ev in prof.key_averages():
+        cat = next((c for c, names in PROFILE_CATEGORIES.items() if ev.key.startswith(names)), "elementwise")
+        if ev.key.startswith(("ProfilerStep", "autograd::engine", "[memory]")):
+            continue
+        totals[cat] += ev.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    out = {k: v / whole for k, v in totals.items()}
+    out["ms"] = whole / 1e3 / iters
+    return out
+
+
+def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
+    """``--profile``: the category breakdown of ``--model`` and of the first ``--compare`` model, one table."""
+    import torch
+
+    import vssm  # noqa: F401
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [args.model] + list(args.compare[:1])
+    print(f"profile: {'forward + backward' if args.train else 'forward'}, batch {args.batch_size}, "
+          f"{args.img_size}x{args.img_size}, fp32, {args.device}, torch threads {torch.get_num_threads()}, "
+          f"load average {_loadavg()}; share of self CPU time\n")
+    cats = list(PROFILE_CATEGORIES) + ["elementwise"]
+    rows, results = [], {}
+    for name in names:
+        r = profile_breakdown(_create(name), args.batch_size, (args.img_size, args.img_size), args.device,
+                              args.train)
+        results[name] = r
+        rows.append([name, f"{r['ms']:.0f}"] + [f"{100 * r[c]:.1f} %" for c in cats] +
+                    [f"{100 * (1 - r['GEMM']):.1f} %"])
+    print(_table(["model", "ms per step"] + cats + ["non-GEMM"], rows))
+    return results
 
 
 def _release_free_memory() -> None:
@@ -226,7 +299,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def main(argv: List[str] | None = None) -> None:
-    run(add_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv))
+    args = add_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv)
+    (run_profile if args.profile else run)(args)
 
 
 if __name__ == "__main__":

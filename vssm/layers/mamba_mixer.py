@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vssm.kernels import selective_scan
+from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
 __all__ = ["PathMamba", "MambaVisionMixer", "path_inverse", "compact_orders", "init_ssm_parameters"]
 
@@ -49,45 +49,6 @@ def path_inverse(order: torch.Tensor, length: int) -> torch.Tensor:
     rows = torch.arange(K, device=order.device)[:, None].expand(K, T)
     inv[rows[valid], order[valid].long()] = steps[valid]
     return inv
-
-
-@torch.no_grad()
-def init_ssm_parameters(
-        x_proj_weight: torch.Tensor,
-        dt_proj_weight: torch.Tensor,
-        dt_proj_bias: torch.Tensor,
-        A_log: torch.Tensor,
-        D: torch.Tensor,
-        dt_min: float = 0.001,
-        dt_max: float = 0.1,
-        dt_init: str = "random",
-        dt_scale: float = 1.0,
-        dt_init_floor: float = 1e-4,
-) -> None:
-    """Mamba's initialisation of the stacked (``K``-leading) SSM parameters, the same for every path.
-
-    ``x_proj_weight`` as ``nn.Linear``'s default; ``dt_proj_weight`` uniform in ``+-dt_scale / sqrt(R)``;
-    ``dt_proj_bias`` the inverse softplus of a log-uniform dt in ``[dt_min, dt_max]``; ``A_log = log(1..N)``
-    (S4D-real); ``D = 1``.
-    """
-    bound = 1.0 / math.sqrt(x_proj_weight.shape[-1])
-    nn.init.uniform_(x_proj_weight, -bound, bound)
-    std = dt_proj_weight.shape[-1] ** -0.5 * dt_scale
-    if dt_init == "constant":
-        nn.init.constant_(dt_proj_weight, std)
-    elif dt_init == "random":
-        nn.init.uniform_(dt_proj_weight, -std, std)
-    else:
-        raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
-    if dt_proj_bias.device.type != "meta":
-        dt = torch.exp(
-            torch.rand(dt_proj_bias.shape, device=dt_proj_bias.device) * (math.log(dt_max) - math.log(dt_min))
-            + math.log(dt_min)
-        ).clamp(min=dt_init_floor)
-        dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, A_log.shape[-1] + 1, dtype=torch.float32, device=A_log.device)
-        A_log.copy_(torch.log(a).expand_as(A_log))
-        D.fill_(1.0)
 
 
 class PathMamba(nn.Module):
@@ -148,7 +109,7 @@ class PathMamba(nn.Module):
         self.d_state = N = int(d_state)
         self.d_inner = Di = int(expand * dim)
         self.d_conv = int(d_conv)
-        self.dt_rank = R = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
+        self.dt_rank = R = resolve_dt_rank(dt_rank, dim)
         self.divide_out = divide_out
         self.fast_paths = True  # forwards / backwards paths without gathers (see _path_conv)
         self.dt_init_cfg = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
@@ -240,16 +201,10 @@ class PathMamba(nn.Module):
         Returns:
             ``(B, L, C)``.
         """
-        R, N = self.dt_rank, self.d_state
         x, z = self.in_proj(x).chunk(2, dim=-1)
         u = F.silu(self._path_conv(x, order, inverse))  # (B, L, K, Di)
-        x_dbl = torch.einsum("blkd,kcd->blkc", u, self.x_proj_weight)
-        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
-        dt = torch.einsum("blkr,kdr->blkd", dt, self.dt_proj_weight)
-        y = selective_scan(
-            u, dt, -torch.exp(self.A_log.float()), Bs, Cs, D=self.D.float(),
-            delta_bias=self.dt_proj_bias.float(), delta_softplus=True, order=order, z=z, merge="sum",
-        )
+        y = selective_ssm(u, self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                          order=order, z=z, merge="sum")
         if self.divide_out:
             y = y / self.K
         return self.out_proj(y)
@@ -313,7 +268,7 @@ class MambaVisionMixer(nn.Module):
             raise ValueError(f"MambaVisionMixer: the inner width expand * dim = {self.d_inner} must be even "
                              f"(it is split into the SSM and the non-SSM branch)")
         self.d_ssm = Ds = self.d_inner // 2
-        self.dt_rank = R = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
+        self.dt_rank = R = resolve_dt_rank(dt_rank, dim)
         self.dt_init_cfg = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
                                 dt_init_floor=dt_init_floor)
 
@@ -345,15 +300,9 @@ class MambaVisionMixer(nn.Module):
         Returns:
             ``(B, L, C)``.
         """
-        R, N = self.dt_rank, self.d_state
         x, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (B, Di/2, L) each, for the convs
         x = F.silu(self.conv1d_x(x)).transpose(1, 2)
         z = F.silu(self.conv1d_z(z)).transpose(1, 2)
-        x_dbl = torch.einsum("bld,kcd->blkc", x, self.x_proj_weight)
-        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
-        dt = torch.einsum("blkr,kdr->blkd", dt, self.dt_proj_weight)
-        y = selective_scan(
-            x, dt, -torch.exp(self.A_log.float()), Bs, Cs, D=self.D.float(),
-            delta_bias=self.dt_proj_bias.float(), delta_softplus=True, order=order, merge="sum",
-        )
+        y = selective_ssm(x, self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                          order=order, merge="sum")
         return self.out_proj(torch.cat([y, z], dim=-1))

@@ -14,7 +14,6 @@ Everything here is channels-last: modules take and return ``(B, H, W, C)``.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Callable, Dict, Tuple, Type, Union
 
@@ -22,14 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vssm.kernels import selective_scan
+from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
 __all__ = ["SS2D", "PathChannelAttention", "resolve_dt_rank", "get_scan_obj"]
-
-
-def resolve_dt_rank(dt_rank: Union[int, str], dim: int) -> int:
-    """``'auto'`` gives ``ceil(dim / 16)`` (Mamba's rule, on the block width, not the inner width)."""
-    return math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
 
 
 def get_scan_obj(scan: Any) -> Any:
@@ -161,31 +155,11 @@ class SS2D(nn.Module):
 
     @torch.no_grad()
     def reset_ssm_parameters(self) -> None:
-        """Mamba's initialisation of the SSM parameters (the same for every path).
-
-        ``x_proj_weight`` as ``nn.Linear(Di, R + 2N)``; ``dt_proj_weight`` uniform in ``+-dt_scale / sqrt(R)``;
-        ``dt_proj_bias`` the inverse softplus of a log-uniform dt in ``[dt_min, dt_max]``; ``A_log = log(1..N)``
-        (S4D-real); ``D = 1``.
-        """
+        """Mamba's initialisation of the SSM parameters, the same for every path (:func:`init_ssm_parameters`)."""
         cfg = self.dt_init_cfg
-        bound = 1.0 / math.sqrt(self.d_inner)
-        nn.init.uniform_(self.x_proj_weight, -bound, bound)
-        std = self.dt_rank ** -0.5 * cfg["scale"]
-        if cfg["init"] == "constant":
-            nn.init.constant_(self.dt_proj_weight, std)
-        elif cfg["init"] == "random":
-            nn.init.uniform_(self.dt_proj_weight, -std, std)
-        else:
-            raise ValueError(f"dt_init must be 'random' or 'constant', got {cfg['init']!r}")
-        dev = self.dt_proj_bias.device
-        dt = torch.exp(
-            torch.rand(self.dt_proj_bias.shape, device=dev) * (math.log(cfg["max"]) - math.log(cfg["min"]))
-            + math.log(cfg["min"])
-        ).clamp(min=cfg["floor"])
-        self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=dev)
-        self.A_log.copy_(torch.log(a).expand_as(self.A_log))
-        self.D.fill_(1.0)
+        init_ssm_parameters(self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                            dt_min=cfg["min"], dt_max=cfg["max"], dt_init=cfg["init"], dt_scale=cfg["scale"],
+                            dt_init_floor=cfg["floor"])
 
     def _padded_orders(self, H: int, W: int, device: torch.device) -> Tuple[int, int, torch.Tensor] | None:
         """LocalMamba's zero-padded window paths on a common padded grid: ``(Hp, Wp, order)``, or None (no padding).
@@ -224,7 +198,6 @@ class SS2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Bt, H, W, _ = x.shape
-        R, N = self.dt_rank, self.d_state
         x = self.in_proj(x)
         if self.gate:
             x, z = x.chunk(2, dim=-1)
@@ -238,18 +211,9 @@ class SS2D(nn.Module):
         else:
             Hp, Wp, order = H, W, self.scan.orders(H, W, x.device)
         u = x.reshape(Bt, Hp * Wp, self.d_inner)
-        # per-position projections, once, in spatial order: (Bt, L, Di) -> (Bt, L, K, R + 2N)
-        x_dbl = torch.einsum("bld,kcd->blkc", u, self.x_proj_weight)
-        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
-        dt = torch.einsum("blkr,kdr->blkd", dt, self.dt_proj_weight)  # (Bt, L, K, Di)
-        y = selective_scan(
-            u, dt, -torch.exp(self.A_log.float()), Bs.contiguous(), Cs.contiguous(),
-            D=self.D.float(), delta_bias=self.dt_proj_bias.float(), delta_softplus=True,
-            order=order,
-            merge=None if self.path_attn is not None else "sum",
-        )
-        if isinstance(y, tuple):  # (y, last_state) from older versions of the op
-            y = y[0]
+        # per-position projections, once, in spatial order, then one op call over every path
+        y = selective_ssm(u, self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                          order=order, merge=None if self.path_attn is not None else "sum")
         if pad is not None:  # back to the real positions
             y = y.unflatten(1, (Hp, Wp))[:, :H, :W].flatten(1, 2)
         if self.path_attn is not None:

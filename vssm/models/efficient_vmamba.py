@@ -42,11 +42,10 @@ from timm.layers import ClassifierHead, DropPath
 from timm.models import checkpoint_seq, register_model
 from timm.models._efficientnet_blocks import SqueezeExcite
 
-from vssm.kernels import selective_scan
-
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
 from ..layers.ss2d import SS2D, PathChannelAttention
+from ..layers.ssm import selective_ssm
 from ..layers.stems import PatchEmbedStem, PatchMerging
 from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
@@ -78,7 +77,7 @@ class AtrousSS2D(SS2D):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Bt, H, W, _ = x.shape
-        R, N, Di = self.dt_rank, self.d_state, self.d_inner
+        Di = self.d_inner
         x = self.in_proj(x)
         if self.gate:
             x, z = x.chunk(2, dim=-1)
@@ -90,16 +89,8 @@ class AtrousSS2D(SS2D):
         if (Hp, Wp) != (H, W):
             x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))  # zero tokens, as the official ES2D pads
         u = x.reshape(Bt, Hp * Wp, Di)
-        x_dbl = torch.einsum("bld,kcd->blkc", u, self.x_proj_weight)  # per position, once: (Bt, L, K, R + 2N)
-        dt, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
-        dt = torch.einsum("blkr,kdr->blkd", dt, self.dt_proj_weight)
-        y = selective_scan(
-            u, dt, -torch.exp(self.A_log.float()), Bs.contiguous(), Cs.contiguous(),
-            D=self.D.float(), delta_bias=self.dt_proj_bias.float(), delta_softplus=True,
-            order=self.scan.orders(Hp, Wp, x.device), merge="sum",  # every position lies on exactly one path
-        )
-        if isinstance(y, tuple):
-            y = y[0]
+        y = selective_ssm(u, self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                          order=self.scan.orders(Hp, Wp, x.device), merge="sum")  # each position on one path
         y = y.to(x.dtype).reshape(Bt, Hp, Wp, Di)[:, :H, :W]
         y = self.out_norm(y)
         if self.gate:

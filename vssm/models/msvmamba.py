@@ -32,7 +32,6 @@ Layout: features are channels-last; ``forward_features`` returns the normed ``(B
 """
 from __future__ import annotations
 
-import math
 import re
 from functools import partial
 from typing import Any, Callable, Dict, Sequence, Tuple, Type, Union
@@ -50,7 +49,7 @@ from vssm.scans.multiscale import MultiScaleScan
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
 from ..layers.squeeze_excite import SqueezeExciteCl
-from ..layers.ss2d import resolve_dt_rank
+from ..layers.ssm import init_ssm_parameters, resolve_dt_rank, ssm_inputs
 from ..layers.stems import PatchEmbedStem, PatchMerging
 from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
@@ -198,15 +197,8 @@ class MultiScaleSS2D(nn.Module):
         """Mamba's initialisation: ``x_proj`` as a linear layer, ``dt_proj_weight`` uniform in ``+-1 / sqrt(R)``,
         ``dt_proj_bias`` the inverse softplus of a log-uniform dt, ``A_log = log(1..N)``, ``D = 1``."""
         cfg = self.dt_init_cfg
-        nn.init.uniform_(self.x_proj_weight, -self.d_inner ** -0.5, self.d_inner ** -0.5)
-        nn.init.uniform_(self.dt_proj_weight, -self.dt_rank ** -0.5, self.dt_rank ** -0.5)
-        dev = self.dt_proj_bias.device
-        dt = torch.exp(torch.rand(self.dt_proj_bias.shape, device=dev) * (math.log(cfg["max"]) - math.log(cfg["min"]))
-                       + math.log(cfg["min"])).clamp(min=cfg["floor"])
-        self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=dev)
-        self.A_log.copy_(torch.log(a).expand_as(self.A_log))
-        self.D.fill_(1.0)
+        init_ssm_parameters(self.x_proj_weight, self.dt_proj_weight, self.dt_proj_bias, self.A_log, self.D,
+                            dt_min=cfg["min"], dt_max=cfg["max"], dt_init_floor=cfg["floor"])
 
     def extra_repr(self) -> str:
         return (f"K={self.K} ({self.num_full} full + {self.num_low} down-sampled), d_state={self.d_state}, "
@@ -221,7 +213,7 @@ class MultiScaleSS2D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Bt, H, W, _ = x.shape
-        R, N, Di, Kf, Kl = self.dt_rank, self.d_state, self.d_inner, self.num_full, self.num_low
+        N, Di, Kf, Kl = self.d_state, self.d_inner, self.num_full, self.num_low
         x, z = self.in_proj(x).chunk(2, dim=-1)
         xc = x.permute(0, 3, 1, 2)
         full = self.act(self.conv2d(xc)).permute(0, 2, 3, 1)  # (Bt, H, W, Di)
@@ -233,12 +225,9 @@ class MultiScaleSS2D(nn.Module):
         u = torch.cat([full.reshape(Bt, HW, Di), low.reshape(Bt, hw, Di)], dim=1)  # one sequence: (Bt, HW + hw, Di)
 
         # per-position projections, once: full positions with the full paths' sets, low ones with set 0
-        dbl_f = torch.einsum("bld,kcd->blkc", u[:, :HW], self.x_proj_weight[1:])  # (Bt, HW, Kf, R + 2N)
-        dbl_l = torch.einsum("bld,cd->blc", u[:, HW:], self.x_proj_weight[0])  # (Bt, hw, R + 2N)
-        dt_f, B_f, C_f = torch.split(dbl_f, [R, N, N], dim=-1)
-        dt_l, B_l, C_l = torch.split(dbl_l, [R, N, N], dim=-1)
-        dt_f = torch.einsum("blkr,kdr->blkd", dt_f, self.dt_proj_weight[1:])  # (Bt, HW, Kf, Di)
-        dt_l = torch.einsum("blr,dr->bld", dt_l, self.dt_proj_weight[0])  # (Bt, hw, Di)
+        dt_f, B_f, C_f = ssm_inputs(u[:, :HW], self.x_proj_weight[1:], self.dt_proj_weight[1:], N)  # (Bt, HW, Kf, .)
+        dt_l, B_l, C_l = (t[:, :, 0] for t in ssm_inputs(u[:, HW:], self.x_proj_weight[:1], self.dt_proj_weight[:1],
+                                                          N))  # (Bt, hw, .)
 
         def per_path(f: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
             # (Bt, HW, Kf, X) and (Bt, hw, X) -> (Bt, HW + hw, K, X); a path never reads the other region (zeros),
@@ -255,8 +244,6 @@ class MultiScaleSS2D(nn.Module):
             u, per_path(dt_f, dt_l), A, per_path(B_f, B_l), per_path(C_f, C_l),
             D=D, delta_bias=delta_bias, delta_softplus=True, order=self.scan.orders(H, W, x.device),
         )
-        if isinstance(y, tuple):
-            y = y[0]
         y_full = y[:, :HW, :Kf]  # (Bt, HW, Kf, Di)
         y_low = y[:, HW:, Kf:]  # (Bt, hw, Kl, Di)
         if self.chain_low_paths and Kl > 1:

@@ -1,0 +1,52 @@
+"""tools/bench_models.py's profile breakdown (``benchmark.py models --profile``): each category gets the time of
+the ops it names; the shares of a step add up to one."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import torch.nn as nn
+
+import vssm  # noqa: F401
+
+BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench_models.py"
+
+
+@pytest.fixture(scope="module")
+def bench_models():
+    spec = importlib.util.spec_from_file_location("vssm_tools_bench_models", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Copies(nn.Module):
+    def forward(self, x):
+        for _ in range(20):
+            x = x.transpose(1, 3).contiguous()
+        return x
+
+
+class _Gemm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3 * 64 * 64, 512))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
+def test_categories_see_their_ops(bench_models):
+    copies = bench_models.profile_breakdown(_Copies(), 2, (64, 64), "cpu")
+    assert copies["copies"] > 0.8 and copies["GEMM"] == 0 and copies["scan op"] == 0
+    gemm = bench_models.profile_breakdown(_Gemm(), 64, (64, 64), "cpu")
+    assert gemm["GEMM"] > 0.5
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_vmamba_breakdown_adds_up_and_sees_the_op(bench_models, train):
+    r = bench_models.profile_breakdown(timm.create_model("test_vmamba"), 2, (64, 64), "cpu", train=train)
+    shares = [r[c] for c in list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]]
+    assert sum(shares) == pytest.approx(1.0) and all(s >= 0 for s in shares)
+    assert r["scan op"] > 0 and r["GEMM"] > 0 and r["conv"] > 0 and r["ms"] > 0
