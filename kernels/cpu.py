@@ -147,9 +147,25 @@ if numba is not None:
     # Channel indices are unsigned (d0u + d): numba wraps negative signed indices, and that select on every load
     # kept LLVM from vectorising the loops (measured: 2x slower).
 
+    @njit(cache=_cache, fastmath=_FAST)
+    def _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw):
+        """raw = delta + bias at one step and channel block; with ``lowrank``, ``delta`` is the rank-R step size
+        ``(Bt, L, K, R)`` and ``W`` the ``(K, R, Du)`` projection: raw = W_k^T dt + bias, formed here."""
+        if lowrank:
+            for d in range(ndu):
+                raw[d] = bias[k, d0u + d]
+            for r in range(W.shape[1]):
+                v = delta[b, p, k, r]
+                for d in range(ndu):
+                    raw[d] += v * W[k, r, d0u + d]
+        else:
+            for d in range(ndu):
+                raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+
     @njit(parallel=True, cache=_cache, fastmath=_FAST)
-    def _fwd_kernel(u, delta, At, B, C, D, bias, zs, order, softplus, has_z, merge, nblk, y, last, ckpt):
-        Bt, L, K, Du = delta.shape
+    def _fwd_kernel(u, delta, W, At, B, C, D, bias, zs, order, softplus, lowrank, has_z, merge, nblk, y, last, ckpt):
+        Bt, L, K = delta.shape[:3]
+        Du = At.shape[2]
         N = At.shape[1]
         T = order.shape[1]
         Ku = u.shape[2]
@@ -182,13 +198,12 @@ if numba is not None:
                     p = order[k, t]
                     if p < 0:
                         continue
+                    _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
                     if softplus:
-                        for d in range(ndu):
-                            raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
                         _softplus_row(raw, dts, ea, bits, scale)
                     else:
                         for d in range(ndu):
-                            dts[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                            dts[d] = raw[d]
                     for d in range(ndu):
                         uu = u[b, p, ku, d0u + d]
                         dtu[d] = dts[d] * uu
@@ -215,10 +230,13 @@ if numba is not None:
                 last[b, k, :, d0:d0 + nd] = h
 
     @njit(parallel=True, cache=_cache, fastmath=_FAST_REDUCE)
-    def _bwd_kernel(u, delta, At, B, C, D, bias, zs, dzs, order, softplus, has_z, merge, nblk, ckpt, dout, zero,
-                    du, ddelta, dA, dB, dC, dD, dbias, dz):
-        """Gradients; dA (N-major), dD, dbias are per batch row and dB, dC per channel block (summed by the caller)."""
-        Bt, L, K, Du = delta.shape
+    def _bwd_kernel(u, delta, W, At, B, C, D, bias, zs, dzs, order, softplus, lowrank, has_z, merge, nblk, ckpt,
+                    dout, zero, du, ddelta, dW, dA, dB, dC, dD, dbias, dz):
+        """Gradients; dA (N-major), dD, dbias, dW are per batch row and dB, dC per channel block (summed by the
+        caller). ``ddelta`` is ``(1, Bt, L, K, Du)`` for the full step size, and for the rank-R one ``(nblk, Bt, L,
+        K, R)``: each channel block's share of d(dt), summed by the caller (deterministic, no atomics)."""
+        Bt, L, K = delta.shape[:3]
+        Du = At.shape[2]
         N = At.shape[1]
         T = order.shape[1]
         Ku = u.shape[2]
@@ -265,13 +283,12 @@ if numba is not None:
                         if p < 0:
                             hs[i + 1] = hs[i]
                             continue
+                        _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
                         if softplus:
-                            for d in range(ndu):
-                                raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
                             _softplus_row(raw, dts, ea, bits, scale)
                         else:
                             for d in range(ndu):
-                                dts[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                                dts[d] = raw[d]
                         for d in range(ndu):
                             dtu[d] = dts[d] * u[b, p, ku, d0u + d]
                         for n in range(N):
@@ -287,8 +304,7 @@ if numba is not None:
                         p = order[k, t]
                         if p < 0:
                             continue
-                        for d in range(ndu):
-                            raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                        _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
                         if softplus:
                             # dts = softplus(raw); dtacc holds exp(-|raw|) until the sigmoid below
                             _softplus_row(raw, dts, dtacc, bits, scale)
@@ -340,8 +356,19 @@ if numba is not None:
                         for d in range(ndu):
                             du[b, p, ku, d0u + d] += duu[d]
                             draw = dtacc[d] * raw[d]
-                            ddelta[b, p, k, d0u + d] += draw
+                            dtacc[d] = draw
                             dbias[b, k, d0u + d] += draw
+                        if lowrank:
+                            for r in range(W.shape[1]):
+                                v = delta[b, p, k, r]
+                                acc = zero
+                                for d in range(ndu):
+                                    acc += dtacc[d] * W[k, r, d0u + d]
+                                    dW[b, k, r, d0u + d] += dtacc[d] * v
+                                ddelta[blk, b, p, k, r] += acc
+                        else:
+                            for d in range(ndu):
+                                ddelta[0, b, p, k, d0u + d] += dtacc[d]
 
 
 def _blocks(Bt: int, Du: int) -> int:
@@ -360,39 +387,53 @@ def _compute_dtype(u: torch.Tensor) -> torch.dtype:
     return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
-def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, merge: bool, save_ckpt: bool
-            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Runs the forward kernel on normalised inputs (see ``vssm.kernels.op``): ``u`` and ``z`` are 4-D.
+def _lowrank_weight(W: Optional[torch.Tensor], ct: torch.dtype) -> np.ndarray:
+    """The ``(K, Du, R)`` step-size projection as ``(K, R, Du)`` (channels innermost), or a dummy."""
+    if W is None:
+        return np.zeros((1, 1, 1), dtype=np.float64 if ct == torch.float64 else np.float32)
+    return _np(W.detach().to(ct).transpose(1, 2))
+
+
+def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, merge: bool, save_ckpt: bool,
+            W: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Runs the forward kernel on normalised inputs (see ``vssm.kernels.op``): ``u`` and ``z`` are 4-D; with ``W``
+    ``(K, Du, R)``, ``delta`` is the rank-R step size ``(Bt, L, K, R)``.
 
     Returns ``y`` (compute dtype, ``(Bt, L, K or 1, Du)``), the last state ``(Bt, K, Du, N)`` and the chunk
     checkpoints ``(Bt, K, n_chunks, N, Du)`` (empty unless ``save_ckpt``).
     """
     _require_numba()
     ct = _compute_dtype(u)
-    Bt, L, K, Du = delta.shape
+    Bt, L, K = delta.shape[:3]
     N = A.shape[-1]
+    Du = A.shape[1]
     T = order.shape[1]
     cvt = lambda t: t.detach().to(ct)  # noqa: E731
     y = torch.zeros(Bt, L, 1 if merge else K, Du, dtype=ct)
     last = torch.empty(Bt, K, N, Du, dtype=ct)
     ckpt = torch.empty(Bt, K, (T + CHUNK - 1) // CHUNK if save_ckpt else 0, N, Du, dtype=ct)
     zs = F.silu(cvt(z)) if z is not None else torch.zeros(1, 1, 1, 1, dtype=ct)
-    _fwd_kernel(_np(cvt(u)), _np(cvt(delta)), _np(cvt(A).transpose(1, 2)), _np(cvt(B)), _np(cvt(C)), _np(cvt(D)),
-                _np(cvt(delta_bias)), _np(zs), _np(order), delta_softplus, z is not None, merge, _blocks(Bt, Du),
-                y.numpy(), last.numpy(), ckpt.numpy())
+    _fwd_kernel(_np(cvt(u)), _np(cvt(delta)), _lowrank_weight(W, ct), _np(cvt(A).transpose(1, 2)), _np(cvt(B)),
+                _np(cvt(C)), _np(cvt(D)), _np(cvt(delta_bias)), _np(zs), _np(order), delta_softplus, W is not None,
+                z is not None, merge, _blocks(Bt, Du), y.numpy(), last.numpy(), ckpt.numpy())
     return y, last.transpose(2, 3).contiguous(), ckpt
 
 
-def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus: bool, merge: bool):
-    """Gradients of every tensor input, in the compute dtype: ``(du, ddelta, dA, dB, dC, dD, dbias, dz)``."""
+def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus: bool, merge: bool,
+             W: Optional[torch.Tensor] = None):
+    """Gradients of every tensor input, in the compute dtype: ``(du, ddelta, dA, dB, dC, dD, dbias, dz, dW)``;
+    with ``W``, ``ddelta`` is d(dt) ``(Bt, L, K, R)`` and ``dW`` is ``(K, Du, R)`` (else None)."""
     _require_numba()
     ct = _compute_dtype(u)
-    Bt, L, K, Du = delta.shape
+    Bt, L, K = delta.shape[:3]
     N = A.shape[-1]
+    Du = A.shape[1]
     nblk = _blocks(Bt, Du)
+    lowrank = W is not None
     cvt = lambda t: t.detach().to(ct)  # noqa: E731
     du = torch.zeros(u.shape, dtype=ct)
-    ddelta = torch.zeros(delta.shape, dtype=ct)
+    ddelta = torch.zeros((nblk if lowrank else 1,) + tuple(delta.shape), dtype=ct)
+    dW = torch.zeros(Bt, K, W.shape[2], Du, dtype=ct) if lowrank else torch.zeros(1, 1, 1, 1, dtype=ct)
     dA = torch.zeros(Bt, K, N, Du, dtype=ct)
     dB = torch.zeros(nblk, Bt, L, K, N, dtype=ct)
     dC = torch.zeros(nblk, Bt, L, K, N, dtype=ct)
@@ -406,9 +447,11 @@ def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softp
         zs = dzs = torch.zeros(1, 1, 1, 1, dtype=ct)
     dz = torch.zeros(zs.shape, dtype=ct)
     zero = np.float64(0.0) if ct == torch.float64 else np.float32(0.0)
-    _bwd_kernel(_np(cvt(u)), _np(cvt(delta)), _np(cvt(A).transpose(1, 2)), _np(cvt(B)), _np(cvt(C)), _np(cvt(D)),
-                _np(cvt(delta_bias)), _np(zs), _np(dzs), _np(order), delta_softplus, z is not None, merge, nblk,
-                _np(ckpt), _np(cvt(dout)), zero, du.numpy(), ddelta.numpy(), dA.numpy(), dB.numpy(), dC.numpy(),
-                dD.numpy(), dbias.numpy(), dz.numpy())
+    _bwd_kernel(_np(cvt(u)), _np(cvt(delta)), _lowrank_weight(W, ct), _np(cvt(A).transpose(1, 2)), _np(cvt(B)),
+                _np(cvt(C)), _np(cvt(D)), _np(cvt(delta_bias)), _np(zs), _np(dzs), _np(order), delta_softplus,
+                lowrank, z is not None, merge, nblk, _np(ckpt), _np(cvt(dout)), zero, du.numpy(), ddelta.numpy(),
+                dW.numpy(), dA.numpy(), dB.numpy(), dC.numpy(), dD.numpy(), dbias.numpy(), dz.numpy())
     dz = dz if z is not None else None
-    return du, ddelta, dA.sum(0).transpose(1, 2), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0), dz
+    ddelta = ddelta.sum(0) if lowrank else ddelta[0]
+    dW = dW.sum(0).transpose(1, 2) if lowrank else None
+    return du, ddelta, dA.sum(0).transpose(1, 2), dB.sum(0), dC.sum(0), dD.sum(0), dbias.sum(0), dz, dW

@@ -107,17 +107,31 @@ def _check_order(order: torch.Tensor, K: int, L: int) -> None:
 
 
 def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus=True,
-                return_last_state=False, out_dtype=None):
+                return_last_state=False, out_dtype=None, dt_proj_weight=None):
     for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"selective_scan: {name} must be a torch.Tensor, got {type(t).__name__}")
         _check_float(name, t)
-    if delta.dim() != 4:
-        raise _shape_error("delta", delta, "(Bt, L, K, Du)")
-    Bt, L, K, Du = delta.shape
+    W = dt_proj_weight
+    if W is not None:
+        if not isinstance(W, torch.Tensor):
+            raise TypeError(f"selective_scan: dt_proj_weight: got {type(W).__name__}; allowed: a (K, Du, R) "
+                            "torch.Tensor or None")
+        _check_float("dt_proj_weight", W, (torch.float32, torch.float64))
+        if W.dim() != 3 or W.shape[2] < 1:
+            raise _shape_error("dt_proj_weight", W, "(K, Du, R) with R >= 1")
+        if delta.dim() != 4 or delta.shape[2:] != (W.shape[0], W.shape[2]):
+            raise _shape_error("delta", delta, f"(Bt, L, K, R) with K={W.shape[0]}, R={W.shape[2]} (the rank-R "
+                               "step size of dt_proj_weight)")
+        Bt, L, K = delta.shape[:3]
+        Du = W.shape[1]
+    else:
+        if delta.dim() != 4:
+            raise _shape_error("delta", delta, "(Bt, L, K, Du)")
+        Bt, L, K, Du = delta.shape
     if u.shape not in (torch.Size((Bt, L, Du)), torch.Size((Bt, L, K, Du))):
         raise _shape_error("u", u, f"(Bt, L, Du)=({Bt}, {L}, {Du}) or (Bt, L, K, Du)=({Bt}, {L}, {K}, {Du}) "
-                           "to match delta")
+                           "to match " + ("delta and dt_proj_weight" if W is not None else "delta"))
     if A.dim() != 3 or A.shape[:2] != (K, Du):
         raise _shape_error("A", A, f"(K, Du, N) with K={K}, Du={Du}")
     N = A.shape[2]
@@ -155,7 +169,7 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delt
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"selective_scan: backend={backend!r}, allowed are {', '.join(BACKENDS)}{hint}")
     named = (("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("delta_bias", delta_bias), ("z", z),
-             ("order", order))
+             ("order", order), ("dt_proj_weight", W))
     for name, t in named:
         if isinstance(t, torch.Tensor) and t.device != u.device:
             raise ValueError(f"selective_scan: {name}: got device {t.device}; allowed: {u.device}, the device of u "
@@ -172,16 +186,16 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delt
 # backend dispatch behind custom ops (opaque to torch.compile)
 
 
-def _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype):
+def _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype, W):
     if backend == "triton":
         return _triton.forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
-                               out_dtype)
-    return _cpu.forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt)
+                               out_dtype, W)
+    return _cpu.forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, W)
 
 
-def _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend):
+def _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend, W):
     mod = _triton if backend == "triton" else _cpu
-    return mod.backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge)
+    return mod.backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, W)
 
 
 def _ckpt_shape(backend, Bt, K, Du, N, T, save_ckpt):
@@ -195,16 +209,16 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
     @torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())
     def _fwd_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                 D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor], order: torch.Tensor,
-                delta_softplus: bool, merge: bool, save_ckpt: bool, backend: str, out_dtype: torch.dtype
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                delta_softplus: bool, merge: bool, save_ckpt: bool, backend: str, out_dtype: torch.dtype,
+                W: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y, last, ckpt = _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
-                                  backend, out_dtype)
+                                  backend, out_dtype, W)
         return y, last, ckpt
 
     @_fwd_op.register_fake
-    def _(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype):
-        Bt, L, K, Du = delta.shape
-        N = A.shape[-1]
+    def _(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype, W):
+        Bt, L, K = delta.shape[:3]
+        Du, N = A.shape[1], A.shape[2]
         ct = torch.float64 if u.dtype == torch.float64 else torch.float32
         ydt = ct if (merge or backend != "triton") else out_dtype
         y = u.new_empty((Bt, L, 1 if merge else K, Du), dtype=ydt)
@@ -215,24 +229,26 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
     @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
     def _bwd_op(dout: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                 C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor],
-                order: torch.Tensor, ckpt: torch.Tensor, delta_softplus: bool, merge: bool, backend: str
-                ) -> List[torch.Tensor]:
-        grads = _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend)
+                order: torch.Tensor, ckpt: torch.Tensor, delta_softplus: bool, merge: bool, backend: str,
+                W: Optional[torch.Tensor]) -> List[torch.Tensor]:
+        grads = _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend,
+                          W)
         return [g if g is not None else u.new_empty(0) for g in grads]
 
     @_bwd_op.register_fake
-    def _(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend):
+    def _(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend, W):
         ct = ckpt.dtype
         e = lambda shape: u.new_empty(shape, dtype=ct)  # noqa: E731
         return [e(u.shape), e(delta.shape), e(A.shape), e(B.shape), e(C.shape), e(D.shape), e(delta_bias.shape),
-                e(z.shape) if z is not None else e((0,))]
+                e(z.shape) if z is not None else e((0,)), e(W.shape) if W is not None else e((0,))]
 
     def _run_fwd(*args):
         return torch.ops.vssm.selective_scan_fwd(*args)
 
     def _run_bwd(*args):
         grads = torch.ops.vssm.selective_scan_bwd(*args)
-        return list(grads[:7]) + [grads[7] if args[8] is not None else None]
+        return (list(grads[:7]) + [grads[7] if args[8] is not None else None]
+                + [grads[8] if args[-1] is not None else None])
 
 else:  # torch < 2.4: no custom_op; call the backends directly
 
@@ -247,13 +263,13 @@ class SelectiveScanFn(torch.autograd.Function):
     """Autograd over the fast backends; inputs are already normalised by ``selective_scan``."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, out_dtype, backend,
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, z, W, order, delta_softplus, merge, out_dtype, backend,
                 has_D, has_bias):
-        save_ckpt = any(ctx.needs_input_grad[:8])
+        save_ckpt = any(ctx.needs_input_grad[:9])
         y, last, ckpt = _run_fwd(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
-                                 backend, out_dtype)
+                                 backend, out_dtype, W)
         if save_ckpt:
-            ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, z, order, ckpt)
+            ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, z, W, order, ckpt)
         ctx.delta_softplus, ctx.merge, ctx.backend = delta_softplus, merge, backend
         ctx.has_D, ctx.has_bias = has_D, has_bias
         ctx.mark_non_differentiable(last)
@@ -261,13 +277,13 @@ class SelectiveScanFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        u, delta, A, B, C, D, delta_bias, z, order, ckpt = ctx.saved_tensors
+        u, delta, A, B, C, D, delta_bias, z, W, order, ckpt = ctx.saved_tensors
         grads = _run_bwd(dy.contiguous(), u, delta, A, B, C, D, delta_bias, z, order, ckpt, ctx.delta_softplus,
-                         ctx.merge, ctx.backend)
-        du, ddelta, dA, dB, dC, dD, dbias, dz = (
-            None if g is None else g.to(t.dtype) for g, t in zip(grads, (u, delta, A, B, C, D, delta_bias, z))
+                         ctx.merge, ctx.backend, W)
+        du, ddelta, dA, dB, dC, dD, dbias, dz, dW = (
+            None if g is None else g.to(t.dtype) for g, t in zip(grads, (u, delta, A, B, C, D, delta_bias, z, W))
         )
-        return (du, ddelta, dA, dB, dC, dD if ctx.has_D else None, dbias if ctx.has_bias else None, dz,
+        return (du, ddelta, dA, dB, dC, dD if ctx.has_D else None, dbias if ctx.has_bias else None, dz, dW,
                 None, None, None, None, None, None, None)
 
 
@@ -290,6 +306,7 @@ def selective_scan(
     out_dtype: Optional[torch.dtype] = None,
     return_last_state: bool = False,
     backend: Optional[str] = None,
+    dt_proj_weight: Optional[torch.Tensor] = None,
 ):
     """Selective scan over ``K`` paths, each visiting the flat positions of its row of ``order``.
 
@@ -299,7 +316,8 @@ def selective_scan(
 
     Args:
         u: ``(Bt, L, Du)`` shared by the paths or ``(Bt, L, K, Du)``; spatial order, channel-last.
-        delta: ``(Bt, L, K, Du)``, before ``delta_bias`` and softplus.
+        delta: ``(Bt, L, K, Du)``, before ``delta_bias`` and softplus; with ``dt_proj_weight``, the rank-``R``
+            step size ``(Bt, L, K, R)`` (any strides, e.g. a slice of ``x_proj``'s output).
         A: ``(K, Du, N)`` float32 (``-exp(A_log)``).
         B: ``(Bt, L, K, N)``.
         C: ``(Bt, L, K, N)``.
@@ -312,16 +330,21 @@ def selective_scan(
         out_dtype: dtype of ``y`` (default: ``u.dtype``); e.g. ``torch.float32`` from fp16 inputs.
         return_last_state: also return the final states ``(Bt, K, Du, N)`` (fp32, not differentiable).
         backend: ``'triton'``, ``'cpu'`` or ``'ref'``; default by device (see ``default_backend``).
+        dt_proj_weight: optional ``(K, Du, R)`` float32: the step size is ``delta_k = dt_proj_weight[k] @ dt_k``,
+            formed inside the kernel per step and channel tile (the ``(Bt, L, K, Du)`` step size never exists in
+            memory, forward or backward); ``delta`` and ``dt_proj_weight`` get their gradients from the kernel,
+            reduced in a fixed order (deterministic).
 
     Returns:
         ``y`` or ``(y, last_state)`` when ``return_last_state``.
     """
     _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus, return_last_state,
-                out_dtype)
+                out_dtype, dt_proj_weight)
     if backend is None and u.dtype == torch.float64 and u.device.type == "cuda":
         backend = "ref"  # the Triton kernel computes in fp32; float64 asks for float64 math
     backend = backend or default_backend(u.device)
-    if backend == "triton" and torch.float64 in {t.dtype for t in (u, delta, B, C, z) if t is not None}:
+    W = dt_proj_weight
+    if backend == "triton" and torch.float64 in {t.dtype for t in (u, delta, B, C, z, W) if t is not None}:
         raise TypeError("selective_scan: u/delta/B/C/z: got dtype float64 with backend='triton'; allowed: float16, "
                         "bfloat16, float32 (the kernel computes in fp32), or backend='cpu' / 'ref' for float64")
     if backend == "triton" and u.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -330,14 +353,18 @@ def selective_scan(
     if backend == "cpu" and u.device.type != "cpu":
         raise ValueError(f"selective_scan: backend='cpu' needs CPU tensors, got {u.device}")
     out_dtype = out_dtype or u.dtype
-    Bt, L, K, Du = delta.shape
-    if delta.numel() == 0:  # no batch, position, path or channel: every output (and state) is 0
+    Bt, L, K = delta.shape[:3]
+    Du = A.shape[1]
+    if Bt * L * K * Du == 0:  # no batch, position, path or channel: every output (and state) is 0
         y = u.new_zeros((Bt, L, Du) if merge else (Bt, L, K, Du), dtype=out_dtype)
-        given = [t.sum() for t in (u, delta, A, B, C, D, delta_bias, z) if t is not None]
+        given = [t.sum() for t in (u, delta, A, B, C, D, delta_bias, z, W) if t is not None]
         y = y + 0 * sum(given)  # keep the graph: every input gets a (zero) gradient, as from a non-empty scan
         last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)
         return (y, last) if return_last_state else y
     if backend == "ref":
+        if W is not None:  # the oracle forms the full step size and lets autograd differentiate the projection
+            ct = torch.float64 if u.dtype == torch.float64 else torch.float32
+            delta = torch.einsum("blkr,kdr->blkd", delta.to(ct), W.to(ct))
         return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
                                   return_last_state)
 
@@ -348,8 +375,13 @@ def selective_scan(
     Dn = D.contiguous() if D is not None else A.new_zeros(K, Du, dtype=ct)
     bn = delta_bias.contiguous() if delta_bias is not None else A.new_zeros(K, Du, dtype=ct)
     order = _raster_order(K, L, u.device) if order is None else order.to(torch.int32).contiguous()
-    y, last = SelectiveScanFn.apply(u4, delta.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(), Dn, bn,
-                                    z4, order, bool(delta_softplus), merge == "sum", out_dtype, backend,
+    if W is not None:  # the rank-R step size is read through its strides; only its channels must be contiguous
+        delta = delta if delta.stride(-1) == 1 else delta.contiguous()
+        W = W.contiguous()
+    else:
+        delta = delta.contiguous()
+    y, last = SelectiveScanFn.apply(u4, delta, A.contiguous(), B.contiguous(), C.contiguous(), Dn, bn, z4, W,
+                                    order, bool(delta_softplus), merge == "sum", out_dtype, backend,
                                     D is not None, delta_bias is not None)
     y = y.squeeze(2) if merge == "sum" else y
     return (y, last) if return_last_state else y

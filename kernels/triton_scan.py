@@ -78,12 +78,31 @@ if triton is not None:
         return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
 
     @triton.jit
+    def _step_size(delta_ptr, W_ptr, b, p, valid, k, d, dmask, m2, bias, L, K, Du, R, s_b, s_l, s_k,
+                   LOWRANK: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr):
+        """delta + delta_bias of one chunk (CH, BD). With LOWRANK, ``delta`` is the rank-R step size (strides
+        s_b, s_l, s_k, 1) and the (K, Du, R) projection ``W`` forms the full step size here, never in memory."""
+        if LOWRANK:
+            off = b.to(tl.int64) * s_b + tl.maximum(p, 0).to(tl.int64) * s_l + k * s_k  # (CH,)
+            raw = tl.zeros((CH, BD), dtype=tl.float32) + bias[None, :]
+            for r in range(R):
+                x = tl.load(delta_ptr + off + r, mask=valid, other=0.0).to(tl.float32)
+                w = tl.load(W_ptr + (k * Du + d) * R + r, mask=dmask, other=0.0).to(tl.float32)
+                raw += x[:, None] * w[None, :]
+        else:
+            off = ((b.to(tl.int64) * L + tl.maximum(p, 0).to(tl.int64)) * K + k) * Du
+            raw = tl.load(delta_ptr + off[:, None] + d[None, :], mask=m2, other=0.0).to(tl.float32)
+            raw = raw + bias[None, :]
+        return raw
+
+    @triton.jit
     def _fwd_kernel(
-        u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr,
+        u_ptr, delta_ptr, W_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr,
         y_ptr, last_ptr, ckpt_ptr,
-        L, K, Du, N, T, n_chunks,
+        L, K, Du, N, T, n_chunks, R, s_b, s_l, s_k,
         KU: tl.constexpr, KZ: tl.constexpr, HAS_Z: tl.constexpr, MERGE: tl.constexpr,
-        SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr, NP: tl.constexpr,
+        SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, LOWRANK: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr,
+        NP: tl.constexpr,
     ):
         pid = tl.program_id(0)
         b = pid // K
@@ -115,8 +134,8 @@ if triton is not None:
             m2 = valid[:, None] & dmask[None, :]
             mn = valid[:, None] & nmask[None, :]
             u = tl.load(u_ptr + (row[:, None] * KU + ku) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
-            dt = tl.load(delta_ptr + (row[:, None] * K + k) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
-            dt = dt + bias[None, :]
+            dt = _step_size(delta_ptr, W_ptr, b, p, valid, k, d, dmask, m2, bias, L, K, Du, R, s_b, s_l, s_k,
+                            LOWRANK, CH, BD)
             if SOFTPLUS:
                 dt = _softplus(dt)
             dt = tl.where(m2, dt, 0.0)
@@ -140,11 +159,12 @@ if triton is not None:
 
     @triton.jit
     def _bwd_kernel(
-        u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr, ckpt_ptr, dout_ptr,
-        du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dz_ptr,
-        L, K, Du, N, T, n_chunks,
+        u_ptr, delta_ptr, W_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, z_ptr, order_ptr, ckpt_ptr, dout_ptr,
+        du_ptr, ddelta_ptr, dW_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dz_ptr,
+        L, K, Du, N, T, n_chunks, R, s_b, s_l, s_k, n_rows,
         KU: tl.constexpr, KZ: tl.constexpr, HAS_Z: tl.constexpr, MERGE: tl.constexpr,
-        SOFTPLUS: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr, NP: tl.constexpr,
+        SOFTPLUS: tl.constexpr, LOWRANK: tl.constexpr, CH: tl.constexpr, BD: tl.constexpr, NP: tl.constexpr,
+        RP: tl.constexpr,
     ):
         pid = tl.program_id(0)
         b = pid // K
@@ -168,6 +188,8 @@ if triton is not None:
         dA_acc = tl.zeros((BD, NP), dtype=tl.float32)
         dD_acc = tl.zeros((BD,), dtype=tl.float32)
         dbias_acc = tl.zeros((BD,), dtype=tl.float32)
+        rr = tl.arange(0, RP)
+        dW_acc = tl.zeros((BD, RP), dtype=tl.float32)
         for ci in range(n_chunks):
             c = n_chunks - 1 - ci
             t = c * CH + tt
@@ -177,8 +199,8 @@ if triton is not None:
             m2 = valid[:, None] & dmask[None, :]
             mn = valid[:, None] & nmask[None, :]
             u = tl.load(u_ptr + (row[:, None] * KU + ku) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
-            raw = tl.load(delta_ptr + (row[:, None] * K + k) * Du + d[None, :], mask=m2, other=0.0).to(tl.float32)
-            raw = raw + bias[None, :]
+            raw = _step_size(delta_ptr, W_ptr, b, p, valid, k, d, dmask, m2, bias, L, K, Du, R, s_b, s_l, s_k,
+                             LOWRANK, CH, BD)
             dt = raw
             if SOFTPLUS:
                 dt = _softplus(raw)
@@ -215,10 +237,9 @@ if triton is not None:
             tn = t + 1
             pn = tl.load(order_ptr + k * T + tn, mask=tn < T, other=-1)
             vn = pn >= 0
-            rown = b.to(tl.int64) * L + tl.maximum(pn, 0).to(tl.int64)
             mn2 = vn[:, None] & dmask[None, :]
-            rawn = tl.load(delta_ptr + (rown[:, None] * K + k) * Du + d[None, :], mask=mn2, other=0.0)
-            rawn = rawn.to(tl.float32) + bias[None, :]
+            rawn = _step_size(delta_ptr, W_ptr, b, pn, vn, k, d, dmask, mn2, bias, L, K, Du, R, s_b, s_l, s_k,
+                              LOWRANK, CH, BD)
             dtn = rawn
             if SOFTPLUS:
                 dtn = _softplus(rawn)
@@ -234,7 +255,18 @@ if triton is not None:
             if SOFTPLUS:
                 draw = tl.where(raw > 20.0, ddt, ddt * tl.sigmoid(raw))
             draw = tl.where(m2, draw, 0.0)
-            tl.store(ddelta_ptr + (row[:, None] * K + k) * Du + d[None, :], draw, mask=m2)
+            if LOWRANK:
+                # d(dt) = W_k^T d(raw), this channel tile's share (summed over tiles on the host: deterministic);
+                # d(W) accumulates over the path in registers
+                off = b.to(tl.int64) * s_b + tl.maximum(p, 0).to(tl.int64) * s_l + k * s_k
+                prt = ((tl.program_id(1) * n_rows + row) * K + k) * R
+                for r in range(R):
+                    w = tl.load(W_ptr + (k * Du + d) * R + r, mask=dmask, other=0.0).to(tl.float32)
+                    tl.store(ddelta_ptr + prt + r, tl.sum(draw * w[None, :], 1), mask=valid)
+                    x = tl.load(delta_ptr + off + r, mask=valid, other=0.0).to(tl.float32)
+                    dW_acc += tl.where((rr == r)[None, :], tl.sum(draw * x[:, None], 0)[:, None], 0.0)
+            else:
+                tl.store(ddelta_ptr + (row[:, None] * K + k) * Du + d[None, :], draw, mask=m2)
             dbias_acc += tl.sum(draw, 0)
             dA_acc += tl.sum(g * dt[:, :, None] * ah, 0)
             du = tl.sum(g * Bv[:, None, :], 2) * dt + Dk[None, :] * dy
@@ -251,6 +283,9 @@ if triton is not None:
         tl.store(dA_ptr + ((b * K + k) * Du + d[:, None]) * N + n[None, :], dA_acc, mask=dn_mask)
         tl.store(dD_ptr + (b * K + k) * Du + d, dD_acc, mask=dmask)
         tl.store(dbias_ptr + (b * K + k) * Du + d, dbias_acc, mask=dmask)
+        if LOWRANK:
+            tl.store(dW_ptr + ((b * K + k) * Du + d[:, None]) * R + rr[None, :], dW_acc,
+                     mask=dmask[:, None] & (rr < R)[None, :])
 
 
 def ckpt_chunks(T: int, N: int, Du: int) -> int:
@@ -258,12 +293,21 @@ def ckpt_chunks(T: int, N: int, Du: int) -> int:
     return -(-T // CH)
 
 
+def _lowrank_args(delta, W, L: int):
+    """(W, R, s_b, s_l, s_k) kernel arguments: the rank-R step size is read through its strides (last one 1)."""
+    if W is None:
+        return delta, 1, 0, 0, 0
+    return W, W.shape[2], delta.stride(0), delta.stride(1), delta.stride(2)
+
+
 def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, merge: bool, save_ckpt: bool,
-            out_dtype: torch.dtype):
-    """Forward launcher on normalised, contiguous inputs (``u``/``z`` 4-D). Returns ``(y, last, ckpt)``."""
+            out_dtype: torch.dtype, W=None):
+    """Forward launcher on normalised, contiguous inputs (``u``/``z`` 4-D; with ``W`` ``(K, Du, R)``, ``delta`` is
+    the rank-R step size ``(Bt, L, K, R)``, any strides with the last one 1). Returns ``(y, last, ckpt)``."""
     _require_triton()
-    Bt, L, K, Du = delta.shape
+    Bt, L, K = delta.shape[:3]
     N = A.shape[-1]
+    Du = A.shape[1]
     T = order.shape[1]
     CH, BD, NP = tiles(N, Du)
     n_chunks = -(-T // CH)
@@ -272,43 +316,54 @@ def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, me
         torch.zeros(Bt, L, K, Du, device=dev, dtype=out_dtype)
     last = torch.empty(Bt, K, Du, N, device=dev, dtype=torch.float32)
     ckpt = torch.empty(Bt, K, n_chunks if save_ckpt else 0, Du, N, device=dev, dtype=torch.float32)
+    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W, L)
     grid = (Bt * K, triton.cdiv(Du, BD))
     _fwd_kernel[grid](
-        u, delta, A, B, C, D, delta_bias, z if z is not None else u, order, y, last, ckpt,
-        L, K, Du, N, T, n_chunks,
+        u, delta, Wp, A, B, C, D, delta_bias, z if z is not None else u, order, y, last, ckpt,
+        L, K, Du, N, T, n_chunks, R, s_b, s_l, s_k,
         KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
-        SOFTPLUS=delta_softplus, SAVE_CKPT=save_ckpt, CH=CH, BD=BD, NP=NP,
+        SOFTPLUS=delta_softplus, SAVE_CKPT=save_ckpt, LOWRANK=W is not None, CH=CH, BD=BD, NP=NP,
         num_warps=NUM_WARPS["fwd"], maxnreg=MAX_REGISTERS,
     )
     return y, last, ckpt
 
 
-def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus: bool, merge: bool):
-    """Backward launcher. Returns fp32 ``(du, ddelta, dA, dB, dC, dD, dbias, dz)``."""
+def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus: bool, merge: bool, W=None):
+    """Backward launcher. Returns fp32 ``(du, ddelta, dA, dB, dC, dD, dbias, dz, dW)``; with ``W``, ``ddelta`` is
+    d(dt) ``(Bt, L, K, R)`` (each channel tile's share summed here, in a fixed order) and ``dW`` ``(K, Du, R)``."""
     _require_triton()
-    Bt, L, K, Du = delta.shape
+    Bt, L, K = delta.shape[:3]
     N = A.shape[-1]
+    Du = A.shape[1]
     T = order.shape[1]
     CH, BD, NP = tiles(N, Du)
     n_chunks = ckpt.shape[2]
     dev = u.device
     f32 = dict(device=dev, dtype=torch.float32)
+    n_tiles = triton.cdiv(Du, BD)
+    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W, L)
     du = torch.zeros(u.shape, **f32)
-    ddelta = torch.zeros(delta.shape, **f32)  # positions a path never visits get no gradient from it
+    if W is None:
+        ddelta = torch.zeros(delta.shape, **f32)  # positions a path never visits get no gradient from it
+        dW = ddelta
+    else:
+        ddelta = torch.zeros((n_tiles, Bt, L, K, R), **f32)
+        dW = torch.empty(Bt, K, Du, R, **f32)
     dA = torch.empty(Bt, K, Du, N, **f32)
     dB = torch.zeros(Bt, L, K, N, **f32)
     dC = torch.zeros(Bt, L, K, N, **f32)
     dD = torch.empty(Bt, K, Du, **f32)
     dbias = torch.empty(Bt, K, Du, **f32)
     dz = torch.zeros(z.shape, **f32) if z is not None else None
-    grid = (Bt * K, triton.cdiv(Du, BD))
+    grid = (Bt * K, n_tiles)
     _bwd_kernel[grid](
-        u, delta, A, B, C, D, delta_bias, z if z is not None else u, order, ckpt, dout.contiguous(),
-        du, ddelta, dA, dB, dC, dD, dbias, dz if dz is not None else du,
-        L, K, Du, N, T, n_chunks,
+        u, delta, Wp, A, B, C, D, delta_bias, z if z is not None else u, order, ckpt, dout.contiguous(),
+        du, ddelta, dW, dA, dB, dC, dD, dbias, dz if dz is not None else du,
+        L, K, Du, N, T, n_chunks, R, s_b, s_l, s_k, Bt * L,
         KU=u.shape[2], KZ=z.shape[2] if z is not None else 1, HAS_Z=z is not None, MERGE=merge,
-        SOFTPLUS=delta_softplus, CH=CH, BD=BD, NP=NP,
+        SOFTPLUS=delta_softplus, LOWRANK=W is not None, CH=CH, BD=BD, NP=NP, RP=triton.next_power_of_2(R),
         num_warps=NUM_WARPS["bwd"], maxnreg=MAX_REGISTERS,
     )
-    return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0), dz
-
+    if W is None:
+        return du, ddelta, dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0), dz, None
+    return du, ddelta.sum(0), dA.sum(0), dB, dC, dD.sum(0), dbias.sum(0), dz, dW.sum(0)

@@ -295,8 +295,11 @@ def test_custom_op_schema_and_fake_tensor():
     gen = torch.Generator().manual_seed(2)
     t = make_inputs(1, 8, 2, 4, 2, gen=gen)
     args = (t["u"].unsqueeze(2), t["delta"], t["A"], t["B"], t["C"], t["D"], t["delta_bias"], None,
-            torch.arange(8, dtype=torch.int32).expand(2, 8).contiguous(), True, False, True, "cpu", torch.float32)
+            torch.arange(8, dtype=torch.int32).expand(2, 8).contiguous(), True, False, True, "cpu", torch.float32, None)
     torch.library.opcheck(torch.ops.vssm.selective_scan_fwd, args, test_utils=("test_schema", "test_faketensor"))
+    # the rank-R step size (R = 3) with its (K, Du, R) projection
+    lowrank = args[:1] + (torch.randn(1, 8, 2, 3, generator=gen),) + args[2:-1] + (torch.randn(2, 4, 3, generator=gen),)
+    torch.library.opcheck(torch.ops.vssm.selective_scan_fwd, lowrank, test_utils=("test_schema", "test_faketensor"))
 
 
 @pytest.mark.skipif("cpu" not in available_backends(), reason="numba not installed")

@@ -6,7 +6,7 @@ import torch
 from vssm.kernels import selective_scan_ref
 
 from vssm.layers import SS2D
-from vssm.layers.ssm import init_ssm_parameters, project_dt, resolve_dt_rank, selective_ssm, ssm_inputs
+from vssm.layers.ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm, ssm_inputs
 from vssm.models.efficient_vmamba import AtrousSS2D
 from vssm.models.msvmamba import MultiScaleSS2D
 
@@ -21,35 +21,30 @@ def test_dt_rank_rule():
 
 
 @pytest.mark.parametrize("shared_u", [True, False])
-def test_ssm_inputs_equal_the_per_path_einsums(shared_u):
+def test_ssm_inputs_equal_the_per_path_einsum(shared_u):
     K, R, N, Di, Bt, L = 3, 5, 2, 7, 2, 11
-    wx, wdt = _weights(K, R, N, Di, torch.float64)
+    wx, _ = _weights(K, R, N, Di, torch.float64)
     u = torch.randn(Bt, L, Di, dtype=torch.float64) if shared_u else torch.randn(Bt, L, K, Di, dtype=torch.float64)
     x_dbl = torch.einsum("bld,kcd->blkc" if shared_u else "blkd,kcd->blkc", u, wx)
-    delta, B, C = ssm_inputs(u, wx, wdt, N)
-    torch.testing.assert_close(delta, torch.einsum("blkr,kdr->blkd", x_dbl[..., :R], wdt), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(B, x_dbl[..., R:R + N], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(C, x_dbl[..., R + N:], rtol=1e-12, atol=1e-12)
-    assert delta.shape == (Bt, L, K, Di) and delta.is_contiguous() and B.is_contiguous() and C.is_contiguous()
+    dt, B, C = ssm_inputs(u, wx, N)
+    for got, want in ((dt, x_dbl[..., :R]), (B, x_dbl[..., R:R + N]), (C, x_dbl[..., R + N:])):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert dt.shape == (Bt, L, K, R)
+    if shared_u:  # one GEMM; dt is a view into its output, not a copy
+        assert dt.stride(-1) == 1 and dt.stride(2) == R + 2 * N
 
 
-def test_project_dt_gradients_float64_on_a_strided_view():
-    """gradcheck of the strided per-path GEMMs, with dt a non-contiguous slice as the mixers hand it in."""
-    K, R, Di, M = 3, 4, 5, 6
-    x_dbl = torch.randn(M, K, R + 3, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(K, Di, R, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: project_dt(a[..., :R], b), (x_dbl, w))
-
-
-def test_project_dt_follows_autocast_and_promotion():
-    dt = torch.randn(4, 2, 3)
-    w = torch.randn(2, 5, 3, requires_grad=True)
+def test_selective_ssm_under_autocast_keeps_fp32_parameter_gradients():
+    K, R, N, Di, Bt, L = 2, 3, 2, 8, 2, 9
+    wx, wdt = (w.requires_grad_() for w in _weights(K, R, N, Di))
+    g = torch.Generator().manual_seed(4)
+    bias, A_log, D = torch.randn(K, Di, generator=g), torch.randn(K, Di, N, generator=g), torch.ones(K, Di)
+    u = torch.randn(Bt, L, Di, generator=g).bfloat16()  # as the depthwise conv gives it under autocast
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = project_dt(dt, w)
-    assert out.dtype == torch.bfloat16
-    out.float().sum().backward()
-    assert w.grad.dtype == torch.float32
-    assert project_dt(dt.double(), w).dtype == torch.float64
+        y = selective_ssm(u, wx, wdt, bias, A_log, D, order=None, merge="sum")
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert wdt.grad.dtype == torch.float32 and wdt.grad.abs().sum() > 0 and wx.grad.abs().sum() > 0
 
 
 def test_selective_ssm_is_x_proj_dt_scan():

@@ -7,11 +7,10 @@ per-path SSM parameters with the path count ``K`` leading: ``x_proj_weight (K, R
 computes, per position and path, ``x_dbl = x_proj_k(u)`` split into the rank-``R`` step size, ``B`` and ``C``, the
 full step size ``delta = dt_proj_k(dt)`` and one call of :func:`vssm.kernels.selective_scan`.
 
-Layout. The op reads ``delta`` as ``(Bt, L, K, Di)``. Forming it with ``einsum('blkr,kdr->blkd')`` runs a batched
-GEMM over the paths, whose ``(K, Bt*L, Di)`` result is then copied into that layout (on CPU the copy cost more
-than the GEMM: ~8 % of VMamba-T's forward). Here each path's GEMM writes straight into its strided slice of the
-``(Bt*L, K, Di)`` output (BLAS takes a leading dimension), and reads its slice of ``x_dbl`` in place; the backward
-does the same for both gradients. With ``u`` shared by the paths, ``x_proj`` is one GEMM over all paths.
+Step size. ``dt_proj`` is not a separate GEMM: the op takes the rank-``R`` ``dt`` (a strided slice of
+``x_proj``'s output) with ``dt_proj_weight`` and forms ``delta`` per step and channel tile inside the kernel, so
+the ``(Bt, L, K, Di)`` step size (K times the size of ``u``) is never written or read, forward or backward. With
+``u`` shared by the paths, ``x_proj`` is one GEMM over all paths.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
 
-__all__ = ["resolve_dt_rank", "init_ssm_parameters", "project_dt", "ssm_inputs", "selective_ssm"]
+__all__ = ["resolve_dt_rank", "init_ssm_parameters", "ssm_inputs", "selective_ssm"]
 
 
 def resolve_dt_rank(dt_rank: Union[int, str], dim: int) -> int:
@@ -71,56 +70,11 @@ def init_ssm_parameters(
         D.fill_(1.0)
 
 
-class _PathLowRank(torch.autograd.Function):
-    """``out[:, k] = dt[:, k] @ weight[k].T`` for every path, each GEMM into its strided slice (no copies)."""
-
-    @staticmethod
-    def forward(ctx, dt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        M, K, _ = dt.shape
-        out = dt.new_empty(M, K, weight.shape[1])
-        for k in range(K):
-            torch.mm(dt[:, k], weight[k].t(), out=out[:, k])
-        ctx.save_for_backward(dt, weight)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        dt, weight = ctx.saved_tensors
-        d_dt = d_weight = None
-        if ctx.needs_input_grad[0]:
-            d_dt = torch.empty(dt.shape, dtype=dt.dtype, device=dt.device)
-            for k in range(dt.shape[1]):
-                torch.mm(grad[:, k], weight[k], out=d_dt[:, k])
-        if ctx.needs_input_grad[1]:
-            d_weight = torch.empty_like(weight)
-            for k in range(dt.shape[1]):
-                torch.mm(grad[:, k].t(), dt[:, k], out=d_weight[k])
-        return d_dt, d_weight
-
-
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    """The autocast dtype active for ``device_type``, or None."""
-    try:
-        enabled = torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4: per-device functions
-        if device_type == "cpu":
-            return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
-        return torch.get_autocast_gpu_dtype() if device_type == "cuda" and torch.is_autocast_enabled() else None
-    return torch.get_autocast_dtype(device_type) if enabled else None
-
-
-def project_dt(dt: torch.Tensor, dt_proj_weight: torch.Tensor) -> torch.Tensor:
-    """Per-path rank-``R`` step-size projection: ``(M, K, R)`` (any strides) x ``(K, Di, R)`` -> ``(M, K, Di)``.
-
-    The same values as ``einsum('mkr,kdr->mkd')``, in the dtype autocast (or type promotion) gives a matmul."""
-    dtype = _autocast_dtype(dt.device.type) or torch.promote_types(dt.dtype, dt_proj_weight.dtype)
-    return _PathLowRank.apply(dt.to(dtype), dt_proj_weight.to(dtype))
-
-
-def ssm_inputs(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor, d_state: int
+def ssm_inputs(u: torch.Tensor, x_proj_weight: torch.Tensor, d_state: int
                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``delta (Bt, L, K, Di)``, ``B``, ``C (Bt, L, K, N)`` of the op from ``u`` ``(Bt, L, Di)`` (shared by the
-    paths: one GEMM) or ``(Bt, L, K, Di)`` (per path)."""
+    """The rank-``R`` step size ``dt``, ``B`` and ``C`` ``(Bt, L, K, .)`` from ``u`` ``(Bt, L, Di)`` (shared by the
+    paths: one GEMM over all of them) or ``(Bt, L, K, Di)`` (per path). ``dt`` is a strided view of ``x_proj``'s
+    output: the op reads it in place."""
     K, width, Di = x_proj_weight.shape
     N = d_state
     R = width - 2 * N
@@ -128,16 +82,16 @@ def ssm_inputs(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: tor
         x_dbl = F.linear(u, x_proj_weight.reshape(K * width, Di)).unflatten(-1, (K, width))
     else:
         x_dbl = torch.einsum("blkd,kcd->blkc", u, x_proj_weight)
-    Bt, L = x_dbl.shape[:2]
-    delta = project_dt(x_dbl[..., :R].reshape(Bt * L, K, R), dt_proj_weight).view(Bt, L, K, Di)
-    return delta, x_dbl[..., R:R + N].contiguous(), x_dbl[..., R + N:].contiguous()
+    return x_dbl[..., :R], x_dbl[..., R:R + N], x_dbl[..., R + N:]
 
 
 def selective_ssm(u: torch.Tensor, x_proj_weight: torch.Tensor, dt_proj_weight: torch.Tensor,
                   dt_proj_bias: torch.Tensor, A_log: torch.Tensor, D: torch.Tensor, order: Optional[torch.Tensor],
                   z: Optional[torch.Tensor] = None, merge: Optional[str] = "sum") -> torch.Tensor:
     """``x_proj -> dt -> scan``: the selective SSM of one mixer over the paths of ``order`` (softplus step size,
-    ``A = -exp(A_log)``, all in fp32 inside the op). Returns the op's ``y``."""
-    delta, B, C = ssm_inputs(u, x_proj_weight, dt_proj_weight, A_log.shape[-1])
-    return selective_scan(u, delta, -torch.exp(A_log.float()), B, C, D=D.float(),
-                          delta_bias=dt_proj_bias.float(), delta_softplus=True, order=order, z=z, merge=merge)
+    ``A = -exp(A_log)``, all in fp32 inside the op). ``dt_proj`` runs inside the op (``dt_proj_weight=``): the
+    full ``(Bt, L, K, Di)`` step size is never materialised. Returns the op's ``y``."""
+    dt, B, C = ssm_inputs(u, x_proj_weight, A_log.shape[-1])
+    return selective_scan(u, dt, -torch.exp(A_log.float()), B, C, D=D.float(),
+                          delta_bias=dt_proj_bias.float(), delta_softplus=True, order=order, z=z, merge=merge,
+                          dt_proj_weight=dt_proj_weight.float())

@@ -204,12 +204,13 @@ class MultiScaleSS2D(nn.Module):
         return (f"K={self.K} ({self.num_full} full + {self.num_low} down-sampled), d_state={self.d_state}, "
                 f"d_inner={self.d_inner}, dt_rank={self.dt_rank}, chain_low_paths={self.chain_low_paths}")
 
-    def _path_params(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-path ``A (K, Di, N)``, ``D (K, Di)``, ``delta_bias (K, Di)``: full paths own sets, low paths share 0."""
+    def _path_params(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-path ``A (K, Di, N)``, ``D (K, Di)``, ``delta_bias (K, Di)``, ``dt_proj_weight (K, Di, R)``: full
+        paths own sets, low paths share set 0."""
         idx = list(range(1, 1 + self.num_full)) + [0] * self.num_low
         idx = torch.tensor(idx, device=self.A_log.device)
         A = -torch.exp(self.A_log.float())
-        return A[idx], self.D.float()[idx], self.dt_proj_bias.float()[idx]
+        return A[idx], self.D.float()[idx], self.dt_proj_bias.float()[idx], self.dt_proj_weight.float()[idx]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         Bt, H, W, _ = x.shape
@@ -225,9 +226,8 @@ class MultiScaleSS2D(nn.Module):
         u = torch.cat([full.reshape(Bt, HW, Di), low.reshape(Bt, hw, Di)], dim=1)  # one sequence: (Bt, HW + hw, Di)
 
         # per-position projections, once: full positions with the full paths' sets, low ones with set 0
-        dt_f, B_f, C_f = ssm_inputs(u[:, :HW], self.x_proj_weight[1:], self.dt_proj_weight[1:], N)  # (Bt, HW, Kf, .)
-        dt_l, B_l, C_l = (t[:, :, 0] for t in ssm_inputs(u[:, HW:], self.x_proj_weight[:1], self.dt_proj_weight[:1],
-                                                          N))  # (Bt, hw, .)
+        dt_f, B_f, C_f = ssm_inputs(u[:, :HW], self.x_proj_weight[1:], N)  # rank-R dt, B, C: (Bt, HW, Kf, .)
+        dt_l, B_l, C_l = (t[:, :, 0] for t in ssm_inputs(u[:, HW:], self.x_proj_weight[:1], N))  # (Bt, hw, .)
 
         def per_path(f: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
             # (Bt, HW, Kf, X) and (Bt, hw, X) -> (Bt, HW + hw, K, X); a path never reads the other region (zeros),
@@ -239,17 +239,18 @@ class MultiScaleSS2D(nn.Module):
             out[:, HW:, Kf:] = lo[:, :, None]
             return out
 
-        A, D, delta_bias = self._path_params()
+        A, D, delta_bias, dt_w = self._path_params()
         y = selective_scan(
             u, per_path(dt_f, dt_l), A, per_path(B_f, B_l), per_path(C_f, C_l),
             D=D, delta_bias=delta_bias, delta_softplus=True, order=self.scan.orders(H, W, x.device),
+            dt_proj_weight=dt_w,
         )
         y_full = y[:, :HW, :Kf]  # (Bt, HW, Kf, Di)
         y_low = y[:, HW:, Kf:]  # (Bt, hw, Kl, Di)
         if self.chain_low_paths and Kl > 1:
             orders = self.scan.orders(H, W, x.device)
             perms = [orders[Kf + p, :hw].long() - HW for p in range(Kl)]
-            delta_l = F.softplus(dt_l.float() + delta_bias[Kf], beta=1.0, threshold=20.0)
+            delta_l = F.softplus(dt_l.float() @ dt_w[Kf].t() + delta_bias[Kf], beta=1.0, threshold=20.0)
             y_low = y_low + chained_state_correction(u[:, HW:], delta_l, A[Kf], B_l, C_l, perms).to(y_low.dtype)
         y_full = self.out_norm(y_full.to(x.dtype)).sum(2).reshape(Bt, H, W, Di)
         y_low = self.out_norm(y_low.to(x.dtype)).sum(2).reshape(Bt, h, w, Di).permute(0, 3, 1, 2)
