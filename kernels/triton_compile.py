@@ -32,7 +32,8 @@ _DTYPES = {"fp32": "*fp32", "bf16": "*bf16", "fp16": "*fp16"}
 @dataclass(frozen=True)
 class Variant:
     """One compiled kernel: ``kind`` 'fwd' / 'bwd', state size ``N``, ``merge`` (paths summed), ``gate`` (z),
-    ``shared_u`` (u shared by the paths), input ``dtype`` of u / delta / B / C / z."""
+    ``shared_u`` (u shared by the paths), input ``dtype`` of u / delta / B / C / z, ``lowrank`` (the rank-``R``
+    step size with ``dt_proj_weight``, formed in the kernel) or the full step size."""
 
     kind: str
     N: int
@@ -40,15 +41,17 @@ class Variant:
     gate: bool
     shared_u: bool
     dtype: str
+    lowrank: bool = True
     K: int = 4
     Du: int = 96
+    R: int = 6
 
 
 def model_variants() -> List[Variant]:
     """Every variant the models launch: N in {1, 2, 4, 8, 16}, merge or not, with / without z, shared / per-path
-    u, fp32 / bf16 / fp16 inputs, forward and backward."""
+    u, fp32 / bf16 / fp16 inputs, both step-size forms, forward and backward."""
     grid = itertools.product(("fwd", "bwd"), (1, 2, 4, 8, 16), (True, False), (False, True), (True, False),
-                             ("fp32", "bf16", "fp16"))
+                             ("fp32", "bf16", "fp16"), (True, False))
     return [Variant(*v) for v in grid]
 
 
@@ -65,7 +68,7 @@ def _signature(fn, v: Variant, constexprs: Dict[str, object]) -> Dict[str, str]:
         elif name == "dout_ptr":
             sig[name] = low  # the gradient of y arrives in y's dtype, the input dtype by default
         elif name.endswith("_ptr"):
-            sig[name] = "*fp32"  # A, D, bias, states, merged y and every gradient
+            sig[name] = "*fp32"  # A, D, bias, dt_proj_weight, states, merged y and every gradient
         else:
             sig[name] = "i32"
     return sig
@@ -100,10 +103,12 @@ def compile_variant(v: Variant, arch: int, max_registers: Optional[int] = None) 
 
     CH, BD, NP = triton_scan.tiles(v.N, v.Du)
     constexprs: Dict[str, object] = dict(KU=1 if v.shared_u else v.K, KZ=1, HAS_Z=v.gate, MERGE=v.merge,
-                                         SOFTPLUS=True, CH=CH, BD=BD, NP=NP)
+                                         SOFTPLUS=True, LOWRANK=v.lowrank, CH=CH, BD=BD, NP=NP)
     fn = triton_scan._fwd_kernel if v.kind == "fwd" else triton_scan._bwd_kernel
     if v.kind == "fwd":
         constexprs["SAVE_CKPT"] = True
+    else:
+        constexprs["RP"] = triton.next_power_of_2(v.R) if v.lowrank else 1
     src = ASTSource(fn, _signature(fn, v, constexprs),
                     constexprs={(fn.arg_names.index(k),): val for k, val in constexprs.items()})
     num_warps = triton_scan.NUM_WARPS[v.kind]

@@ -84,6 +84,41 @@ def _cpu_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int) -> 
             f"{t_cpu / t_copy:.1f}x"]
 
 
+def _lowrank_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int) -> List[str]:
+    """Today's path (dt einsum, then the op on the full step size) against the fused rank-R step size."""
+    from vssm.kernels import selective_scan
+
+    R = -(-Du // 16)  # VMamba-T (ssm_ratio 1): dt_rank = ceil(C / 16) with C = Du
+    g = torch.Generator().manual_seed(1)
+    base = make_scan_inputs(Bt, L, K, Du, N, "cpu")
+    base.pop("delta")
+    x_dbl = torch.randn(Bt, L, K, R + 2 * N, generator=g)
+    W = torch.randn(K, Du, R, generator=g) * R ** -0.5
+    leaves = [base["u"], x_dbl, W]
+
+    def full():
+        delta = torch.einsum("blkr,kdr->blkd", x_dbl[..., :R], W)
+        return selective_scan(**base, delta=delta, merge="sum", backend="cpu")
+
+    def fused():
+        return selective_scan(**base, delta=x_dbl[..., :R], dt_proj_weight=W, merge="sum", backend="cpu")
+
+    def fb(fn):
+        for x in leaves:
+            x.requires_grad_(True)
+            x.grad = None
+        fn().sum().backward()
+        for x in leaves:
+            x.requires_grad_(False)
+
+    err = (full() - fused()).abs().max().item()
+    t_full, t_fused = timeit(full, repeat=repeat), timeit(fused, repeat=repeat)
+    t_full_fb, t_fused_fb = timeit(lambda: fb(full), repeat=repeat), timeit(lambda: fb(fused), repeat=repeat)
+    return [f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{R}", f"{t_full * 1e3:.1f}", f"{t_fused * 1e3:.1f}",
+            f"{t_full / t_fused:.2f}x", f"{t_full_fb * 1e3:.1f}", f"{t_fused_fb * 1e3:.1f}",
+            f"{t_full_fb / t_fused_fb:.2f}x", f"{err:.1e}"]
+
+
 def bench_kernel_cpu(args) -> None:
     Bt, K = 8, 4
     print(f"## selective scan, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
@@ -97,6 +132,16 @@ def bench_kernel_cpu(args) -> None:
             print("  " + " ".join(rows[-1]), flush=True)
     print(table(rows, ["stage", "Du", "L", "N", "ref fwd ms", "cpu fwd ms", "cpu vs ref", "ref f+b ms",
                        "cpu f+b ms", "cpu vs ref f+b", "copy ms", "cpu fwd / copy"]))
+    print(f"\n## fused rank-R step size (dt_proj_weight=) vs dt einsum + full-delta op, cpu backend; Bt={Bt} K={K} "
+          "merge='sum', fp32, R = ceil(Du / 16)")
+    rows = []
+    for si, (Du, L) in enumerate(STAGES):
+        if args.quick and si > 1:
+            continue
+        rows.append(_lowrank_row(si, Bt, L, K, Du, 1, args.repeat))
+        print("  " + " ".join(rows[-1]), flush=True)
+    print(table(rows, ["stage", "Du", "L", "N", "R", "einsum+op fwd ms", "fused fwd ms", "fused speed-up",
+                       "einsum+op f+b ms", "fused f+b ms", "fused speed-up f+b", "max |diff|"]))
 
 
 def _cross_order(L: int, device: str) -> torch.Tensor:
@@ -199,10 +244,11 @@ def kernel_compile_table(args) -> None:
     print(f"## Triton kernels compiled for the GPU without one (triton, {len(rows)} variants); Du=96 K=4; resident "
           "warps = blocks per SM x warps per block (65536 registers, 228 KiB shared, 32 blocks, 64 warps per SM)")
     body = [[r["kind"], f"{r['N']}", "sum" if r["merge"] else "-", "z" if r["gate"] else "-",
-             "shared" if r["shared_u"] else "per-path", r["dtype"], f"sm_{r['arch']}",
+             "shared" if r["shared_u"] else "per-path", r["dtype"], f"rank {r['R']}" if r["lowrank"] else "full",
+             f"sm_{r['arch']}",
              f"{r['CH']}x{r['BD']}x{r['NP']}", f"{r['num_warps']}", f"{r['registers']}", f"{r['spill']}",
              f"{r['shared']}", f"{r['warps_per_sm']}"] for r in rows]
-    print(table(body, ["kernel", "N", "merge", "gate", "u", "dtype", "arch", "CHxBDxNP", "warps", "registers",
+    print(table(body, ["kernel", "N", "merge", "gate", "u", "dtype", "dt", "arch", "CHxBDxNP", "warps", "registers",
                        "stack B", "smem B", "resident warps/SM"]))
     low = [r for r in rows if r["warps_per_sm"] < 16 or r["spill"]]
     print(f"\n{len(rows) - len(low)} of {len(rows)} variants: no stack/spill and >= 16 resident warps per SM")

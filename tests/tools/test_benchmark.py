@@ -50,3 +50,14 @@ def test_vmamba_breakdown_adds_up_and_sees_the_op(bench_models, train):
     shares = [r[c] for c in list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]]
     assert sum(shares) == pytest.approx(1.0) and all(s >= 0 for s in shares)
     assert r["scan op"] > 0 and r["GEMM"] > 0 and r["conv"] > 0 and r["ms"] > 0
+
+
+def test_kernel_lowrank_row_compares_equal_computations():
+    """benchmark.py kernel's fused-vs-einsum row times two computations of the same y (checked in the row)."""
+    spec = importlib.util.spec_from_file_location("vssm_tools_benchmark", BENCH.parent / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = module._lowrank_row(0, 2, 49, 4, 40, 1, repeat=1)
+    assert row[4] == "3"  # R = ceil(40 / 16)
+    assert float(row[-1]) < 1e-4
+    assert all(float(c.rstrip("x")) > 0 for c in row[5:11])
