@@ -38,10 +38,12 @@ class _Gemm(nn.Module):
 
 
 def test_categories_see_their_ops(bench_models):
+    cats = list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]
     copies = bench_models.profile_breakdown(_Copies(), 2, (64, 64), "cpu")
-    assert copies["copies"] > 0.8 and copies["GEMM"] == 0 and copies["scan op"] == 0
+    assert max(cats, key=copies.get) == "copies" and copies["copies"] > 0.5, copies
+    assert copies["GEMM"] == 0 and copies["scan op"] == 0
     gemm = bench_models.profile_breakdown(_Gemm(), 64, (64, 64), "cpu")
-    assert gemm["GEMM"] > 0.5
+    assert max(cats, key=gemm.get) == "GEMM" and gemm["GEMM"] > 0.5, gemm
 
 
 @pytest.mark.parametrize("train", [False, True])
