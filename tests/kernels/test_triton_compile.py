@@ -60,7 +60,7 @@ def test_the_measurement_sees_spill():
 def _ci_variants() -> list:
     """Every (kind, N, step-size form) cell with 3 of its 24 (merge, gate, u, dtype) combinations, rotating so that
     each flag value and dtype appears in every cell's column: 120 compiles (about 2 minutes here) instead of
-    1920. ``VSSM_FULL_COMPILE=1`` compiles the whole grid (``tools/benchmark.py kernel --compile-only`` prints it)."""
+    960. ``VSSM_FULL_COMPILE=1`` compiles the whole grid (``tools/benchmark.py kernel --compile-only`` prints it)."""
     vs = model_variants()
     if os.environ.get("VSSM_FULL_COMPILE") == "1":
         return vs
