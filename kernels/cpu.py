@@ -253,6 +253,7 @@ if numba is not None:
             d0u = np.uint64(d0)
             ndu = np.uint64(nd)
             hs = np.zeros((CHUNK + 1, N, nd), dtype=du.dtype)  # hs[0] = state before the chunk
+            draws = np.zeros((CHUNK if lowrank else 1, nd), dtype=du.dtype)  # d(raw) of the chunk's steps
             g = np.zeros((N, nd), dtype=du.dtype)
             a_next = np.zeros((N, nd), dtype=du.dtype)
             raw = np.empty(nd, dtype=du.dtype)
@@ -359,16 +360,26 @@ if numba is not None:
                             dtacc[d] = draw
                             dbias[b, k, d0u + d] += draw
                         if lowrank:
-                            for r in range(W.shape[1]):
-                                v = delta[b, p, k, r]
-                                acc = zero
-                                for d in range(ndu):
-                                    acc += dtacc[d] * W[k, r, d0u + d]
-                                    dW[b, k, r, d0u + d] += dtacc[d] * v
-                                ddelta[blk, b, p, k, r] += acc
+                            for d in range(ndu):
+                                draws[i, d] = dtacc[d]
                         else:
                             for d in range(ndu):
                                 ddelta[0, b, p, k, d0u + d] += dtacc[d]
+                    if lowrank:
+                        # the chunk's d(dt) = d(raw) W_k^T and dW_k += d(raw)^T dt as small GEMMs, one row of W
+                        # and dW at a time (they stay in L1 while the chunk's d(raw) streams past)
+                        for r in range(W.shape[1]):
+                            for t in range(t0, t1):
+                                i = t - t0
+                                p = order[k, t]
+                                if p < 0:
+                                    continue
+                                v = delta[b, p, k, r]
+                                acc = zero
+                                for d in range(ndu):
+                                    acc += draws[i, d] * W[k, r, d0u + d]
+                                    dW[b, k, r, d0u + d] += draws[i, d] * v
+                                ddelta[blk, b, p, k, r] += acc
 
 
 def _blocks(Bt: int, Du: int) -> int:
