@@ -293,7 +293,7 @@ def ckpt_chunks(T: int, N: int, Du: int) -> int:
     return -(-T // CH)
 
 
-def _lowrank_args(delta, W, L: int):
+def _lowrank_args(delta, W):
     """(W, R, s_b, s_l, s_k) kernel arguments: the rank-R step size is read through its strides (last one 1)."""
     if W is None:
         return delta, 1, 0, 0, 0
@@ -316,7 +316,7 @@ def forward(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus: bool, me
         torch.zeros(Bt, L, K, Du, device=dev, dtype=out_dtype)
     last = torch.empty(Bt, K, Du, N, device=dev, dtype=torch.float32)
     ckpt = torch.empty(Bt, K, n_chunks if save_ckpt else 0, Du, N, device=dev, dtype=torch.float32)
-    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W, L)
+    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W)
     grid = (Bt * K, triton.cdiv(Du, BD))
     _fwd_kernel[grid](
         u, delta, Wp, A, B, C, D, delta_bias, z if z is not None else u, order, y, last, ckpt,
@@ -341,7 +341,7 @@ def backward(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softp
     dev = u.device
     f32 = dict(device=dev, dtype=torch.float32)
     n_tiles = triton.cdiv(Du, BD)
-    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W, L)
+    Wp, R, s_b, s_l, s_k = _lowrank_args(delta, W)
     du = torch.zeros(u.shape, **f32)
     if W is None:
         ddelta = torch.zeros(delta.shape, **f32)  # positions a path never visits get no gradient from it

@@ -18,7 +18,7 @@ import gc
 import os
 import threading
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 # timm's references (DeiT-S is the Vim paper's own comparison for Vim-S), then the other vssm families
 REFERENCE_MODELS = ("convnext_tiny", "swin_tiny_patch4_window7_224", "deit_small_patch16_224")
@@ -59,12 +59,10 @@ PROFILE_CATEGORIES = {
 }
 
 
-def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool = False,
-                      iters: int = 2) -> Dict[str, float]:
-    """Share of self CPU time per category (PROFILE_CATEGORIES, 'elementwise' for the rest) over ``iters`` steps
-    after one warm-up, as fractions summing to 1, plus ``ms`` per step."""
+def _step_fn(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool) -> Callable[[], None]:
+    """One inference (no grad) or training (forward + backward of the mean) step of ``model`` on a fixed random
+    batch, the unit both the profile and the throughput measurement time."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     x = torch.randn(batch, 3, *size, device=device)
     model = model.to(device).train(train)
@@ -77,6 +75,16 @@ def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str
             with torch.no_grad():
                 model(x)
 
+    return step
+
+
+def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool = False,
+                      iters: int = 2) -> Dict[str, float]:
+    """Share of self CPU time per category (PROFILE_CATEGORIES, 'elementwise' for the rest) over ``iters`` steps
+    after one warm-up, as fractions summing to 1, plus ``ms`` per step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = _step_fn(model, batch, size, device, train)
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(iters):
@@ -176,17 +184,7 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     """
     import torch
 
-    x = torch.randn(batch, 3, *size, device=device)
-    model = model.to(device).train(train)
-
-    def step() -> None:
-        if train:
-            model(x).float().mean().backward()
-            model.zero_grad(set_to_none=True)
-        else:
-            with torch.no_grad():
-                model(x)
-
+    step = _step_fn(model, batch, size, device, train)
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
