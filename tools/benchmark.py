@@ -4,6 +4,7 @@
     python tools/benchmark.py kernel --compile-only [--quick]         Triton kernels compiled for sm_80 / sm_90
     python tools/benchmark.py scans                                   order generation at 1024x1024
     python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
+    python tools/benchmark.py flops [--models ...] [--dense]          GFLOPs, ours beside the published
 
 Kernel shapes are VMamba-T (s1l8) stages: Bt=8, K=4, (Du, L) = (96, 3136), (192, 784), (384, 196), (768, 49),
 with N=1 (VMamba v2) and N=16 (v0 / Mamba), u shared by the paths and merge='sum', as the SS2D mixer calls it.
@@ -270,6 +271,51 @@ def bench_scans(args) -> None:
     print(table(rows, ["scan", "K", "ms"]))
 
 
+def flops_rows(names: List[str] | None = None) -> List[dict]:
+    """Every vssm entrypoint with a published GFLOPs figure (or ``names``), counted at its cfg's input size under
+    its family's convention and the exact one."""
+    import timm
+
+    import vssm  # noqa: F401
+    from vssm.utils.flops import count
+
+    rows = []
+    if names is None:
+        names = [n for n in timm.list_models(module=list(FLOP_FAMILIES)) if not n.startswith("test_")]
+    for name in names:
+        model = timm.create_model(name)
+        cfg = model.pretrained_cfg
+        size = tuple(cfg.get("input_size", (3, 224, 224)))
+        off = count(model, size)
+        ex = count(model, size, convention="exact")
+        pub = cfg.get("gflops")
+        rows.append(dict(model=name, size=size[-1], convention=off.convention, params=sum(p.numel() for p in
+                         model.parameters()), gflops=off.gflops, scan=off.scan / 1e9, exact=ex.gflops,
+                         published=pub, diff=None if not pub else 100 * (off.gflops - pub) / pub))
+        del model
+    return rows
+
+
+FLOP_FAMILIES = ("vmamba", "vim", "mambavision", "mlla", "efficient_vmamba", "msvmamba")
+
+
+def bench_flops(args) -> None:
+    rows = flops_rows(args.models or None)
+    out = [[f"`{r['model']}`", str(r["size"]), r["convention"], f"{r['params'] / 1e6:.1f}M", f"{r['gflops']:.3f}",
+            "-" if r["published"] is None else f"{r['published']}",
+            "-" if r["diff"] is None else f"{r['diff']:+.1f}", f"{r['scan']:.3f}", f"{r['exact']:.2f}"]
+           for r in rows]
+    print(f"GFLOPs per image, batch 1 (torch {torch.__version__}); 'ours' under the family's convention "
+          "(vssm.utils.flops), 'exact': 2 per multiply-add and every op counted\n")
+    print(table(out, ["model", "size", "convention", "params", "GFLOPs ours", "published", "diff %",
+                      "scan term", "exact GFLOPs"]))
+    if args.dense:
+        print()
+        print(table([[r["config"], r["input"], f"{r['gflops']:.1f}", f"{r['published']}",
+                      f"{100 * (r['gflops'] - r['published']) / r['published']:+.1f}"] for r in dense_flops_rows()],
+                    ["config", "input", "GFLOPs ours", "published", "diff %"]))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -280,6 +326,9 @@ def main(argv=None) -> None:
     k.add_argument("--compile-only", action="store_true",
                    help="compile the Triton kernels for sm_80 / sm_90 (no GPU needed) and print their resource use")
     sub.add_parser("scans", help="order generation speed")
+    f = sub.add_parser("flops", help="GFLOPs of every entrypoint beside the published numbers")
+    f.add_argument("--models", nargs="*", default=None, help="entrypoints (default: every vssm one)")
+    f.add_argument("--dense", action="store_true", help="also VMamba's Mask R-CNN / UperNet configs")
     m = sub.add_parser("models", help="model throughput")
     try:
         import bench_models
@@ -294,6 +343,8 @@ def main(argv=None) -> None:
         (bench_kernel_cuda if args.device == "cuda" else bench_kernel_cpu)(args)
     elif args.what == "scans":
         bench_scans(args)
+    elif args.what == "flops":
+        bench_flops(args)
     else:
         if bench_models is None:
             parser.error("models: tools/bench_models.py is missing")

@@ -21,11 +21,14 @@ class PretrainedCfg(_TimmPretrainedCfg):
         file_name: The file's name in the download cache, for a ``url`` whose path does not name it, or for a
             browser-only release (``origin_url`` alone) that the user puts there by hand.
         top1: The published ImageNet-1k top-1 (%) of these weights at the cfg's ``input_size``.
+        gflops: The published GFLOPs of the architecture at the cfg's ``input_size``, as its paper / README prints
+            them (multiply-adds, counted the family's way: ``vssm.utils.flops``, ``convention='official'``).
     """
 
     use_ema: bool = True
     file_name: str = ""
     top1: float | None = None
+    gflops: float | None = None
 
 
 def generate_default_cfgs(cfgs: Dict[str, Union[Dict[str, Any], _TimmPretrainedCfg]]) -> Dict[str, Any]:

@@ -425,11 +425,12 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
 # The official repository has no license file.
 default_cfgs = generate_default_cfgs({
     "efficient_vmamba_tiny.in1k": _cfg(
-        hf_hub_id="TerryPei/EfficientVMamba-Tiny", hf_hub_filename="efficient_vmamba_tiny.ckpt", top1=76.5),
+        hf_hub_id="TerryPei/EfficientVMamba-Tiny", hf_hub_filename="efficient_vmamba_tiny.ckpt", top1=76.5, gflops=0.8),
     "efficient_vmamba_small.in1k": _cfg(
-        hf_hub_id="TerryPei/EfficientVMamba-Small", hf_hub_filename="efficient_vmamba_small.ckpt", top1=78.7),
+        hf_hub_id="TerryPei/EfficientVMamba-Small", hf_hub_filename="efficient_vmamba_small.ckpt",
+        top1=78.7, gflops=1.3),
     "efficient_vmamba_base.in1k": _cfg(
-        hf_hub_id="TerryPei/EfficientVMamba-Base", hf_hub_filename="efficient_vmamba_base.ckpt", top1=81.8),
+        hf_hub_id="TerryPei/EfficientVMamba-Base", hf_hub_filename="efficient_vmamba_base.ckpt", top1=81.8, gflops=4.0),
     "test_efficient_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

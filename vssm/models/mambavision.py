@@ -462,37 +462,40 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
 default_cfgs = generate_default_cfgs({
     "mambavision_tiny.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-T-1K", hf_hub_filename="mambavision_tiny_1k.pth.tar", top1=82.3),
+        hf_hub_id="nvidia/MambaVision-T-1K", hf_hub_filename="mambavision_tiny_1k.pth.tar", top1=82.3, gflops=4.4),
     "mambavision_tiny2.in1k": _cfg(
         crop_pct=0.98, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-T2-1K", hf_hub_filename="mambavision_tiny2_1k.pth.tar", top1=82.7),
+        hf_hub_id="nvidia/MambaVision-T2-1K", hf_hub_filename="mambavision_tiny2_1k.pth.tar", top1=82.7, gflops=5.1),
     "mambavision_small.in1k": _cfg(
         crop_pct=0.93, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-S-1K", hf_hub_filename="mambavision_small_1k.pth.tar", top1=83.3),
+        hf_hub_id="nvidia/MambaVision-S-1K", hf_hub_filename="mambavision_small_1k.pth.tar", top1=83.3, gflops=7.5),
     "mambavision_base.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-B-1K", hf_hub_filename="mambavision_base_1k.pth.tar", top1=84.2),
+        hf_hub_id="nvidia/MambaVision-B-1K", hf_hub_filename="mambavision_base_1k.pth.tar", top1=84.2, gflops=15.0),
     "mambavision_base.in21k_ft_in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-B-21K", hf_hub_filename="mambavision_base_21k.pth.tar", top1=84.9),
+        hf_hub_id="nvidia/MambaVision-B-21K", hf_hub_filename="mambavision_base_21k.pth.tar", top1=84.9, gflops=15.0),
     "mambavision_large.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-L-1K", hf_hub_filename="mambavision_large_1k.pth.tar", top1=85.0),
+        hf_hub_id="nvidia/MambaVision-L-1K", hf_hub_filename="mambavision_large_1k.pth.tar", top1=85.0, gflops=34.9),
     "mambavision_large.in21k_ft_in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-L-21K", hf_hub_filename="mambavision_large_21k.pth.tar", top1=86.1),
+        hf_hub_id="nvidia/MambaVision-L-21K", hf_hub_filename="mambavision_large_21k.pth.tar", top1=86.1, gflops=34.9),
     "mambavision_large2.in1k": _cfg(
         crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-L2-1K", hf_hub_filename="mambavision_large2_1k.pth.tar", top1=85.3),
+        hf_hub_id="nvidia/MambaVision-L2-1K", hf_hub_filename="mambavision_large2_1k.pth.tar", top1=85.3, gflops=37.5),
     "mambavision_large2_512.in21k_ft_in1k": _cfg(
         input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=0.93, crop_mode="squash",
-        hf_hub_id="nvidia/MambaVision-L2-512-21K", hf_hub_filename="mambavision_L2_21k_240m_512.pth.tar", top1=87.3),
+        hf_hub_id="nvidia/MambaVision-L2-512-21K", hf_hub_filename="mambavision_L2_21k_240m_512.pth.tar",
+        top1=87.3, gflops=196.3),
     "mambavision_large3_256.in21k_ft_in1k": _cfg(
         input_size=(3, 256, 256), pool_size=(8, 8), crop_pct=1.0, crop_mode="center",
-        hf_hub_id="nvidia/MambaVision-L3-256-21K", hf_hub_filename="mambavision_L3_21k_740m_256.pth.tar", top1=87.3),
+        hf_hub_id="nvidia/MambaVision-L3-256-21K", hf_hub_filename="mambavision_L3_21k_740m_256.pth.tar",
+        top1=87.3, gflops=122.3),
     "mambavision_large3_512.in21k_ft_in1k": _cfg(
         input_size=(3, 512, 512), pool_size=(16, 16), crop_pct=0.93, crop_mode="squash",
-        hf_hub_id="nvidia/MambaVision-L3-512-21K", hf_hub_filename="mambavision_L3_21k_740m_512.pth.tar", top1=88.1),
+        hf_hub_id="nvidia/MambaVision-L3-512-21K", hf_hub_filename="mambavision_L3_21k_740m_512.pth.tar",
+        top1=88.1, gflops=489.1),
     "test_mambavision": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
 })
 

@@ -386,11 +386,14 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
 # file_name, the links name no file); Swin-style training checkpoints. top1: the README's ImageNet-1k top-1 at 224.
 default_cfgs = generate_default_cfgs({
     "mlla_tiny.in1k": _cfg(
-        url="https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1", file_name="mlla_tiny_in1k.pth", top1=83.5),
+        url="https://cloud.tsinghua.edu.cn/f/7a19712877cb4242889c/?dl=1", file_name="mlla_tiny_in1k.pth",
+        top1=83.5, gflops=4.2),
     "mlla_small.in1k": _cfg(
-        url="https://cloud.tsinghua.edu.cn/f/0e5d0b1409d540aaa80c/?dl=1", file_name="mlla_small_in1k.pth", top1=84.4),
+        url="https://cloud.tsinghua.edu.cn/f/0e5d0b1409d540aaa80c/?dl=1", file_name="mlla_small_in1k.pth",
+        top1=84.4, gflops=7.3),
     "mlla_base.in1k": _cfg(
-        url="https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1", file_name="mlla_base_in1k.pth", top1=85.3),
+        url="https://cloud.tsinghua.edu.cn/f/91c85c5a1061496d8796/?dl=1", file_name="mlla_base_in1k.pth",
+        top1=85.3, gflops=16.2),
     "test_mlla": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

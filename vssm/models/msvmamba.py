@@ -543,11 +543,14 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
 _DRIVE = "https://drive.google.com/drive/folders/"
 default_cfgs = generate_default_cfgs({
     "msvmamba_nano.in1k": _cfg(
-        file_name="msvmamba_nano_in1k.pth", origin_url=_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK", top1=77.3),
+        file_name="msvmamba_nano_in1k.pth", origin_url=_DRIVE + "1J41w3ApitQhp2O3wHmJoOs4U032uqebK",
+        top1=77.3, gflops=0.9),
     "msvmamba_micro.in1k": _cfg(
-        file_name="msvmamba_micro_in1k.pth", origin_url=_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk", top1=79.8),
+        file_name="msvmamba_micro_in1k.pth", origin_url=_DRIVE + "1jfl2GmuKcUB8sPwRlyHK_wT0MjqgljYk",
+        top1=79.8, gflops=1.5),
     "msvmamba_tiny.in1k": _cfg(
-        file_name="msvmamba_tiny_in1k.pth", origin_url=_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU", top1=82.8),
+        file_name="msvmamba_tiny_in1k.pth", origin_url=_DRIVE + "1ddNWk89ohcxxMuVEaJ2Y5A6xeBKgA7lU",
+        top1=82.8, gflops=4.6),
     "test_msvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
 })
 

@@ -325,30 +325,41 @@ _LOCALMAMBA_RELEASES = "https://github.com/hunto/LocalMamba/releases/download/"
 # inert, see vssm.models._builder); top1 is the README's ImageNet-1k top-1 at 224 (Resize 256 + CenterCrop 224).
 # LocalVMamba-T was never released (its README says "retraining"), so it has no tag.
 default_cfgs = generate_default_cfgs({
-    "vmamba_tiny_s1l8.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6),
-    "vmamba_small_s1l20.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth", top1=83.3),
-    "vmamba_base_s1l20.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth", top1=83.8),
-    "vmamba_tiny_s2l5.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth", top1=82.5),
-    "vmamba_small_s2l15.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6),
-    "vmamba_base_s2l15.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9),
-    "vmamba_tiny.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6),
-    "vmamba_small.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6),
-    "vmamba_base.in1k": _cfg(url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9),
+    "vmamba_tiny_s1l8.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6, gflops=4.9),
+    "vmamba_small_s1l20.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm1_small_0229s_ckpt_epoch_240.pth", top1=83.3, gflops=8.6),
+    "vmamba_base_s1l20.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm1_base_0229s_ckpt_epoch_225.pth", top1=83.8, gflops=15.2),
+    "vmamba_tiny_s2l5.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm_tiny_0230_ckpt_epoch_262.pth", top1=82.5, gflops=4.9),
+    "vmamba_small_s2l15.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6, gflops=8.7),
+    "vmamba_base_s2l15.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9, gflops=15.4),
+    "vmamba_tiny.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth", top1=82.6, gflops=4.9),
+    "vmamba_small.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm_small_0229_ckpt_epoch_222.pth", top1=83.6, gflops=8.7),
+    "vmamba_base.in1k": _cfg(
+        url=_VMAMBA_RELEASES + "%23v2cls/vssm_base_0229_ckpt_epoch_237.pth", top1=83.9, gflops=15.4),
     # Vanilla-VMamba-T was trained without EMA; its reported accuracy is of the plain weights.
     "vanilla_vmamba_tiny.in1k": _cfg(
         first_conv="stem.proj", notes=("trained without EMA",), use_ema=False,
-        url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth", top1=82.2),
+        url=_VMAMBA_RELEASES + "%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth", top1=82.2, gflops=5.6),
     "vanilla_vmamba_small.in1k": _cfg(
-        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth", top1=83.5),
+        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth",
+        top1=83.5, gflops=11.2),
     "vanilla_vmamba_base.in1k": _cfg(
-        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth", top1=83.7),
+        first_conv="stem.proj", url=_VMAMBA_RELEASES + "%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth",
+        top1=83.7, gflops=18.0),
     "localvmamba_tiny": _cfg(
         first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
-        paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan"),
+        paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan", gflops=5.7),
     "localvmamba_small.in1k": _cfg(
         first_conv="stem.proj", use_ema=False, license="apache-2.0", paper_ids="arXiv:2403.09338",
         paper_name="LocalMamba: Visual State Space Model with Windowed Selective Scan",
-        url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt", top1=83.7),
+        url=_LOCALMAMBA_RELEASES + "v1.0.0/local_vssm_small.ckpt", top1=83.7, gflops=11.4),
     "vmamba_micro": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), crop_pct=1.0),
     "test_vmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0),
     "test_localvmamba": _cfg(input_size=(3, 32, 32), pool_size=(1, 1), crop_pct=1.0, first_conv="stem.proj"),

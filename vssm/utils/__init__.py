@@ -1,0 +1,1 @@
+"""Utilities a package user may want: ``vssm.utils.flops`` counts FLOPs as the papers do."""
