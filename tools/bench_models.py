@@ -42,6 +42,10 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--device", default="cpu")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     g.add_argument("--train", action="store_true", help="time forward + backward instead of inference")
+    g.add_argument("--zoo", action="store_true",
+                   help="time every model of the model zoo (vssm.zoo) at its pretrained cfg's input size and write "
+                        "--json for tools/model_zoo.py (batch --batch-size; use 1)")
+    g.add_argument("--json", default=None, help="with --zoo: where to write the results (default: print only)")
     g.add_argument("--profile", action="store_true",
                    help="only profile --model (and the first --compare model): share of time in GEMMs, the scan "
                         "op, convolutions, copies and elementwise ops")
@@ -124,6 +128,44 @@ def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
                     [f"{100 * (1 - r['GEMM']):.1f} %"])
     print(_table(["model", "ms per step"] + cats + ["non-GEMM"], rows))
     return results
+
+
+def run_zoo(args: argparse.Namespace) -> Dict[str, Any]:
+    """``--zoo``: img/s and peak memory of each model of the model zoo at its cfg's input size; one table, and the
+    JSON that ``tools/model_zoo.py --bench`` writes into README.md."""
+    import json
+    import platform
+
+    import timm
+    import torch
+
+    import vssm  # noqa: F401
+    from vssm.zoo import releases
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    meta = dict(device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} CPUs", torch=torch.__version__,
+                threads=torch.get_num_threads(), batch=args.batch_size, warmup=args.warmup, iters=args.iters,
+                train=args.train, date=time.strftime("%Y-%m-%d"), load=_loadavg())
+    print(f"model zoo: {'train' if args.train else 'inference'}, batch {args.batch_size}, fp32, {args.device}, "
+          f"torch {torch.__version__}, threads {meta['threads']}, load average {meta['load']}\n")
+    models: Dict[str, Any] = {}
+    rows = []
+    for name in dict.fromkeys(r["model"] for r in releases(params=False)):
+        model = timm.create_model(name)
+        side = model.pretrained_cfg["input_size"][-1]
+        r = bench_one(model, args.batch_size, (side, side), args.device, args.warmup, args.iters, args.train)
+        models[name] = dict(size=side, **r)
+        rows.append([name, side, f"{r['img_s']:.2f}", f"{r['img_s_best']:.2f}", f"{r['peak_mib']:.0f}"])
+        print(f"  {name}: {r['img_s']:.2f} img/s", flush=True)
+        del model
+        gc.collect()
+    print(_table(["model", "size", "img/s (median)", "img/s (best)", "peak mem (MiB)"], rows))
+    out = dict(meta=meta, models=models)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return out
 
 
 def _release_free_memory() -> None:
@@ -298,7 +340,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: List[str] | None = None) -> None:
     args = add_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv)
-    (run_profile if args.profile else run)(args)
+    (run_profile if args.profile else run_zoo if args.zoo else run)(args)
 
 
 if __name__ == "__main__":

@@ -258,9 +258,14 @@ def _formulas(convention: str) -> Dict[Any, Callable]:
         W = r[-1] if r else k.get("W")
         return scan_flops(_scan_call(u, delta, A, z, order, delta_softplus, merge, W), convention, backward=True)
 
-    if hasattr(torch.ops, "vssm") and hasattr(torch.ops.vssm, "selective_scan_fwd"):
+    from vssm.kernels import op as _op  # registers the custom ops (torch >= 2.4)
+
+    if hasattr(_op, "_fwd_op"):
         f[torch.ops.vssm.selective_scan_fwd] = scan_fwd
         f[torch.ops.vssm.selective_scan_bwd] = scan_bwd
+    else:
+        warnings.warn("vssm.utils.flops: torch < 2.4 has no torch.library.custom_op, so the selective-scan op is "
+                      "not visible to the counter and its FLOPs are not counted", stacklevel=3)
 
     if exact:
         one_out = _per_element(1)
@@ -299,15 +304,13 @@ def _conv_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed
 
 
 # ops that cost one FLOP per output element in the exact convention
-_POINTWISE = (
-    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "exp", "exp_", "log", "log1p", "expm1",
-    "sigmoid", "sigmoid_", "silu", "silu_", "gelu", "gelu_", "relu", "relu_", "elu", "elu_", "leaky_relu",
-    "hardswish", "hardswish_", "hardsigmoid", "softplus", "tanh", "pow", "rsqrt", "sqrt", "reciprocal", "sin",
-    "cos", "addcmul", "addcmul_", "addcdiv", "addcdiv_", "clamp", "clamp_", "clamp_min", "clamp_max", "abs",
-    "mish", "lerp", "lerp_", "erf", "square", "rsub", "threshold", "hardtanh", "hardtanh_", "sign", "floor",
-    "ceil", "round", "maximum", "minimum", "where", "masked_fill", "masked_fill_", "linalg_vector_norm",
-    "_softmax_backward_data", "_log_softmax_backward_data", "norm",
-)
+_POINTWISE = tuple("""
+    add add_ sub sub_ mul mul_ div div_ neg exp exp_ log log2 log10 log1p expm1 sigmoid sigmoid_ silu silu_ gelu
+    gelu_ relu relu_ elu elu_ leaky_relu hardswish hardswish_ hardsigmoid softplus tanh pow rsqrt sqrt
+    reciprocal sin cos addcmul addcmul_ addcdiv addcdiv_ clamp clamp_ clamp_min clamp_max abs mish lerp lerp_
+    erf square rsub threshold hardtanh hardtanh_ sign floor ceil round maximum minimum where masked_fill
+    masked_fill_ linalg_vector_norm _softmax_backward_data _log_softmax_backward_data norm
+""".split())
 _REDUCTIONS = ("sum", "mean", "amax", "amin", "cumsum", "cumprod", "var", "var_mean", "std", "prod", "logsumexp")
 _BACKWARD_2X = (
     "native_layer_norm_backward", "native_batch_norm_backward", "native_group_norm_backward", "silu_backward",
@@ -330,12 +333,12 @@ _FREE = {
     "complex", "view_as_complex", "view_as_real", "detach", "repeat", "repeat_interleave", "embedding", "contiguous",
     "any", "all", "max", "min", "argmax", "argmin", "nonzero", "masked_select", "narrow", "unfold", "pixel_shuffle",
     "pixel_unshuffle", "channel_shuffle", "im2col", "col2im", "tril", "triu", "diagonal", "isnan", "isinf",
-    "isfinite", "_unsafe_index", "clamp", "to", "type_as", "bernoulli_", "uniform_", "normal_", "rand_like",
+    "isfinite", "_unsafe_index", "to", "type_as", "bernoulli_", "uniform_", "normal_", "rand_like",
     "randn_like", "rand", "randn", "randperm", "_assert_async", "set_", "resize_", "_reshape_alias", "unfold_backward",
     "select_backward", "slice_backward", "index_select_backward", "narrow_copy", "_index_put_impl_", "sym_size",
     "scalar_tensor", "_to_dense", "copy", "expand_copy", "permute_copy", "view_copy", "squeeze_copy",
     "unsqueeze_copy", "transpose_copy", "t_copy", "split_copy", "detach_", "native_dropout", "dropout",
-    "native_dropout_backward", "_foreach_add_", "_foreach_mul_", "where", "masked_fill", "masked_fill_",
+    "native_dropout_backward", "_foreach_add_", "_foreach_mul_",
     "_pin_memory", "is_same_size", "new_tensor", "item", "_scaled_dot_product_flash_attention_for_cpu_backward",
 }
 
