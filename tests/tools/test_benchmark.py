@@ -63,3 +63,22 @@ def test_kernel_lowrank_row_compares_equal_computations():
     assert row[4] == "3"  # R = ceil(40 / 16)
     assert float(row[-1]) < 1e-4
     assert all(float(c.rstrip("x")) > 0 for c in row[5:11])
+
+
+def test_flops_table_prints_ours_beside_the_published():
+    import subprocess
+    import sys
+
+    tool = BENCH.parent / "benchmark.py"
+    out = subprocess.run([sys.executable, str(tool), "flops", "--models", "efficient_vmamba_tiny", "test_vmamba"],
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    rows = {line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")[2:-1]]
+            for line in out.splitlines() if line.startswith("| `")}
+    from vssm.utils.flops import count
+
+    ours = count(timm.create_model("efficient_vmamba_tiny")).gflops
+    size, convention, params, gflops, published, diff = rows["efficient_vmamba_tiny"][:6]
+    assert (size, convention, published) == ("224", "fvcore", "0.8")
+    assert float(gflops) == pytest.approx(ours, abs=1e-3)
+    assert float(diff) == pytest.approx(100 * (ours - 0.8) / 0.8, abs=0.06)
+    assert rows["test_vmamba"][4] == "-"  # no published figure
