@@ -39,6 +39,10 @@ extras_require = {
         "tqdm",
         "pycocotools",
         "tensorboard",
+        # export tests: torch.onnx's dynamo exporter writes through onnxscript; onnxruntime runs the result
+        "onnx",
+        "onnxscript",
+        "onnxruntime",
     ],
 }
 

@@ -5,7 +5,14 @@
 
 - ``triton``: CUDA tensors (or CPU tensors under ``TRITON_INTERPRET=1``, for tests);
 - ``cpu``: CPU tensors, the numba kernels of ``vssm.kernels.cpu``;
-- ``ref``: the pure-torch oracle of ``vssm.kernels.reference`` (differentiated by autograd).
+- ``torch``: the portable chunked parallel scan of ``vssm.kernels.portable`` in plain torch ops (any device,
+  autograd, and the path taken by itself while the model is exported or traced: ``torch.export``, the ONNX
+  exporter, ``torch.jit.trace``);
+- ``ref``: the pure-torch sequential oracle of ``vssm.kernels.reference`` (differentiated by autograd).
+
+``VSSM_BACKEND=<name>`` forces a backend wherever ``backend`` is not given; ``VSSM_STRICT_BACKEND=1`` raises where
+the default would fall back to a slower backend (with a one-time warning otherwise). ``vssm.backend_info()`` /
+``python -m vssm.env`` report the choice per device.
 
 The fast backends sit behind ``torch.ops.vssm.selective_scan_fwd`` / ``selective_scan_bwd``, custom ops with fake
 (meta) implementations, so ``torch.compile`` sees the scan as one opaque node instead of tracing into numba or
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 import weakref
 from typing import List, Optional, Tuple
 
@@ -22,36 +30,81 @@ import torch
 
 from . import cpu as _cpu
 from . import triton_scan as _triton
+from .portable import selective_scan_torch
 from .reference import selective_scan_ref
 
-BACKENDS = ("triton", "cpu", "ref")
+BACKENDS = ("triton", "cpu", "torch", "ref")
+TRACEABLE = ("torch", "ref")
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def available_backends() -> List[str]:
-    """Backends usable in this process: ``ref`` always; ``cpu`` with numba; ``triton`` with triton installed."""
+    """Backends usable in this process: ``torch`` and ``ref`` always; ``cpu`` with numba; ``triton`` with triton."""
     names = []
     if _triton.is_available():
         names.append("triton")
     if _cpu.is_available():
         names.append("cpu")
-    names.append("ref")
+    names += ["torch", "ref"]
     return names
 
 
+_warned: set = set()
+
+
+def _fallback(device_type: str, wanted: str, why: str) -> str:
+    """The portable backend in place of ``wanted``; a warning once per (device, backend), or an error when strict."""
+    msg = (f"vssm.kernels: the {wanted!r} backend is not usable for {device_type} tensors ({why}); using the "
+           "portable 'torch' backend (slower)")
+    if os.environ.get("VSSM_STRICT_BACKEND", "") not in ("", "0"):
+        raise RuntimeError(msg.replace("; using", "; VSSM_STRICT_BACKEND is set, so not falling back to"))
+    if (device_type, wanted) not in _warned:
+        _warned.add((device_type, wanted))
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+    return "torch"
+
+
+def _forced_backend() -> Optional[str]:
+    name = os.environ.get("VSSM_BACKEND", "").strip()
+    if not name:
+        return None
+    if name not in BACKENDS:
+        close = difflib.get_close_matches(name, BACKENDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"VSSM_BACKEND={name!r}; allowed: {', '.join(BACKENDS)}{hint}")
+    return name
+
+
 def default_backend(device: torch.device) -> str:
-    """The backend ``selective_scan`` uses for tensors on ``device`` when ``backend`` is not given."""
+    """The backend ``selective_scan`` uses for tensors on ``device`` when ``backend`` is not given: ``VSSM_BACKEND``
+    if set, else ``triton`` on CUDA, ``cpu`` (numba) on CPU, ``torch`` elsewhere (MPS, XPU, ...) and where the fast
+    backend is missing (a one-time warning; ``VSSM_STRICT_BACKEND=1`` makes it an error)."""
     device = torch.device(device)
+    forced = _forced_backend()
+    if forced is not None:
+        return forced
     if device.type == "cuda":
-        if not _triton.is_available():
-            raise RuntimeError(
-                "selective_scan got CUDA tensors but triton is not installed: pip install triton "
-                "(it ships with the Linux CUDA builds of torch), or pass backend='ref'"
-            )
-        return "triton"
+        return "triton" if _triton.is_available() else _fallback("cuda", "triton", "triton is not installed")
     if device.type == "cpu":
-        return "cpu" if _cpu.is_available() else "ref"
-    return "ref"
+        return "cpu" if _cpu.is_available() else _fallback("cpu", "cpu", "numba is not installed")
+    return "torch"
+
+
+def is_tracing() -> bool:
+    """``is_exporting()`` or ``torch.compile`` tracing: no data-dependent Python branches or locks then."""
+    return _is_compiling() or is_exporting()
+
+
+def is_exporting() -> bool:
+    """True while ``torch.export`` / the ONNX exporter / ``torch.jit.trace`` runs the model: the op then takes the
+    traceable ``torch`` backend (``torch.compile`` keeps the fast backends, behind their custom ops)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and getattr(compiler, "is_exporting", lambda: False)():
+        return True
+    onnx = getattr(torch, "onnx", None)
+    return bool(onnx is not None and getattr(onnx, "is_in_onnx_export", lambda: False)())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -178,7 +231,7 @@ def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delt
         if not isinstance(order, torch.Tensor):
             raise TypeError("selective_scan: order must be a (K, T) integer tensor or None, "
                             f"got {type(order).__name__}")
-        if not _is_compiling():  # value checks need the data, which torch.compile does not have when tracing
+        if not _is_compiling() and not is_exporting():  # value checks need the data, which tracing has not
             _check_order(order, K, L)
 
 
@@ -329,7 +382,8 @@ def selective_scan(
         merge: ``None`` -> ``y: (Bt, L, K, Du)``; ``'sum'`` -> ``(Bt, L, Du)`` summed over paths.
         out_dtype: dtype of ``y`` (default: ``u.dtype``); e.g. ``torch.float32`` from fp16 inputs.
         return_last_state: also return the final states ``(Bt, K, Du, N)`` (fp32, not differentiable).
-        backend: ``'triton'``, ``'cpu'`` or ``'ref'``; default by device (see ``default_backend``).
+        backend: ``'triton'``, ``'cpu'``, ``'torch'`` or ``'ref'``; default by device (see ``default_backend``),
+            ``'torch'`` while exporting / tracing (``is_exporting``).
         dt_proj_weight: optional ``(K, Du, R)`` float32: the step size is ``delta_k = dt_proj_weight[k] @ dt_k``,
             formed inside the kernel per step and channel tile (the ``(Bt, L, K, Du)`` step size never exists in
             memory, forward or backward); ``delta`` and ``dt_proj_weight`` get their gradients from the kernel,
@@ -340,8 +394,14 @@ def selective_scan(
     """
     _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus, return_last_state,
                 out_dtype, dt_proj_weight)
+    if is_exporting():
+        if backend is not None and backend not in TRACEABLE:
+            raise ValueError(f"selective_scan: backend={backend!r} cannot be exported or traced (its kernels are "
+                             "opaque to the exporter); allowed while exporting: backend='torch' (or None, which "
+                             "picks it)")
+        backend = backend or "torch"
     if backend is None and u.dtype == torch.float64 and u.device.type == "cuda":
-        backend = "ref"  # the Triton kernel computes in fp32; float64 asks for float64 math
+        backend = "torch"  # the Triton kernel computes in fp32; float64 asks for float64 math
     backend = backend or default_backend(u.device)
     W = dt_proj_weight
     if backend == "triton" and torch.float64 in {t.dtype for t in (u, delta, B, C, z, W) if t is not None}:
@@ -361,6 +421,9 @@ def selective_scan(
         y = y + 0 * sum(given)  # keep the graph: every input gets a (zero) gradient, as from a non-empty scan
         last = torch.zeros(Bt, K, Du, A.shape[-1], device=u.device)
         return (y, last) if return_last_state else y
+    if backend == "torch":
+        return selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
+                                    return_last_state, dt_proj_weight=W)
     if backend == "ref":
         if W is not None:  # the oracle forms the full step size and lets autograd differentiate the projection
             ct = torch.float64 if u.dtype == torch.float64 else torch.float32

@@ -10,6 +10,7 @@ the orders of one ``(H, W, device)`` are computed once per scan object and then 
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import operator
@@ -67,6 +68,24 @@ class Scan(Protocol):
     def orders(self, H: int, W: int, device: DeviceLike = None) -> torch.Tensor:
         """Returns the ``(K, T)`` int32 orders for an ``H x W`` map, cached per ``(H, W, device)``."""
         ...
+
+
+
+def real_tensors() -> contextlib.ExitStack:
+    """A context in which torch ops make real tensors even while ``torch.export`` traces (its fake and proxy modes
+    set aside): for the constants a model derives from its input size, such as scan orders, computed once, checked
+    and cached as real tensors."""
+    stack = contextlib.ExitStack()
+    fake = getattr(getattr(torch, "_subclasses", None), "fake_tensor", None)
+    if hasattr(fake, "unset_fake_temporarily"):
+        stack.enter_context(fake.unset_fake_temporarily())
+    try:
+        from torch.fx.experimental.proxy_tensor import disable_proxy_modes_tracing
+    except ImportError:  # pragma: no cover - old torch
+        return stack
+    stack.enter_context(disable_proxy_modes_tracing())
+    return stack
+
 
 
 ScanSpec = Union[str, Mapping[str, Any], Scan, Sequence[Any]]
@@ -254,6 +273,13 @@ class BaseScan:
         """
         H, W = check_size(H, W)
         dev = _normalize_device(device)
+        cache = self.__dict__.get("_order_cache")
+        hit = None if cache is None else cache.get((H, W, dev))  # no lock: what torch.compile traces
+        if hit is not None:
+            return hit
+        return self._orders_locked(H, W, dev)
+
+    def _orders_locked(self, H: int, W: int, dev: torch.device) -> torch.Tensor:
         key = (H, W, dev)
         with _CACHE_LOCK:
             cache = self.__dict__.get("_order_cache")
@@ -264,10 +290,11 @@ class BaseScan:
                 cache.move_to_end(key)
                 return hit
             host = cache.get((H, W, _CPU))
-            if host is None:
-                host = self._build(H, W)
-                cache[(H, W, _CPU)] = host
-            out = host if dev == _CPU else host.to(dev)
+            with real_tensors():  # cached constants: real even when first asked for inside torch.export
+                if host is None:
+                    host = self._build(H, W)
+                    cache[(H, W, _CPU)] = host
+                out = host if dev == _CPU else host.to(dev)
             cache[key] = out
             cache.move_to_end(key)
             while len(cache) > max(1, self.cache_size):

@@ -5,6 +5,7 @@
     python tools/benchmark.py scans                                   order generation at 1024x1024
     python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
     python tools/benchmark.py flops [--models ...] [--dense]          GFLOPs, ours beside the published
+    python tools/benchmark.py deploy [--models ...]                   eager vs onnxruntime img/s
 
 Kernel shapes are VMamba-T (s1l8) stages: Bt=8, K=4, (Du, L) = (96, 3136), (192, 784), (384, 196), (768, 49),
 with N=1 (VMamba v2) and N=16 (v0 / Mamba), u shared by the paths and merge='sum', as the SS2D mixer calls it.
@@ -122,7 +123,47 @@ def _lowrank_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int)
             f"{t_full_fb / t_fused_fb:.2f}x", f"{err:.1e}"]
 
 
+def _portable_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int) -> List[str]:
+    """The portable torch backend against the oracle (ref) and the numba kernels (cpu), forward and f+b."""
+    from vssm.kernels import selective_scan
+    from vssm.kernels.portable import chunk_length
+
+    t = make_scan_inputs(Bt, L, K, Du, N, "cpu")
+    tg = make_scan_inputs(Bt, L, K, Du, N, "cpu", requires_grad=True)
+
+    def fwd(be):
+        return selective_scan(**t, merge="sum", backend=be)
+
+    def fwdbwd(be):
+        selective_scan(**tg, merge="sum", backend=be).sum().backward()
+
+    err = (fwd("torch") - fwd("cpu")).abs().max().item()
+    t_torch, t_torch_fb = timeit(lambda: fwd("torch"), repeat=repeat), timeit(lambda: fwdbwd("torch"), repeat=repeat)
+    t_cpu, t_cpu_fb = timeit(lambda: fwd("cpu"), repeat=repeat), timeit(lambda: fwdbwd("cpu"), repeat=repeat)
+    t_ref = timeit(lambda: fwd("ref"), repeat=1, warmup=0)
+    return [f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{chunk_length(K, Du, N, L)}", f"{t_ref * 1e3:.0f}",
+            f"{t_torch * 1e3:.1f}", f"{t_ref / t_torch:.0f}x", f"{t_cpu * 1e3:.1f}", f"{t_torch / t_cpu:.1f}x",
+            f"{t_torch_fb * 1e3:.1f}", f"{t_cpu_fb * 1e3:.1f}", f"{t_torch_fb / t_cpu_fb:.1f}x", f"{err:.1e}"]
+
+
+def bench_portable(args, Bt: int = 8, K: int = 4) -> None:
+    print(f"\n## portable torch backend (chunked parallel scan) vs ref (sequential oracle) and cpu (numba); Bt={Bt} "
+          f"K={K} merge='sum', fp32, {torch.get_num_threads()} threads")
+    rows = []
+    for N in (1, 16):
+        for si, (Du, L) in enumerate(STAGES):
+            if args.quick and si > 1:
+                continue
+            rows.append(_portable_row(si, Bt, L, K, Du, N, args.repeat))
+            print("  " + " ".join(rows[-1]), flush=True)
+    print(table(rows, ["stage", "Du", "L", "N", "chunk", "ref fwd ms", "torch fwd ms", "torch vs ref", "cpu fwd ms",
+                       "torch / cpu", "torch f+b ms", "cpu f+b ms", "torch / cpu f+b", "max |torch - cpu|"]))
+
+
 def bench_kernel_cpu(args) -> None:
+    if args.portable_only:
+        bench_portable(args)
+        return
     Bt, K = 8, 4
     print(f"## selective scan, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
           f" torch {torch.__version__}); Bt={Bt} K={K} merge='sum', fp32; times are medians")
@@ -145,6 +186,7 @@ def bench_kernel_cpu(args) -> None:
         print("  " + " ".join(rows[-1]), flush=True)
     print(table(rows, ["stage", "Du", "L", "N", "R", "einsum+op fwd ms", "fused fwd ms", "fused speed-up",
                        "einsum+op f+b ms", "fused f+b ms", "fused speed-up f+b", "max |diff|"]))
+    bench_portable(args)
 
 
 def _cross_order(L: int, device: str) -> torch.Tensor:
@@ -341,6 +383,45 @@ def bench_flops(args) -> None:
                     ["config", "input", "convention", "GFLOPs ours", "published", "diff %"]))
 
 
+def bench_deploy(args) -> None:
+    """Eager (the op's cpu backend) against onnxruntime (the exported graph, portable backend), CPU img/s."""
+    import tempfile
+
+    import onnxruntime as ort
+    import timm
+
+    import vssm  # noqa: F401
+
+    print(f"## eager vs onnxruntime, CPU ({platform.machine()}, {torch.get_num_threads()} torch threads, onnxruntime "
+          f"{ort.__version__}); batch {args.batch_size}, fp32, median of {args.repeat}\n")
+    rows = []
+    for name in args.models:
+        model = timm.create_model(name).eval()
+        side = args.img_size or model.pretrained_cfg["input_size"][-1]
+        x = torch.randn(args.batch_size, 3, side, side)
+        with torch.no_grad():
+            t_eager = timeit(lambda m=model, x=x: m(x), repeat=args.repeat)
+            ref = model(x)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/{name}.onnx"
+            torch.onnx.export(model, (x,), dynamo=True, opset_version=18, verbose=False).save(path)
+            t_export = time.perf_counter() - t0
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = torch.get_num_threads()
+            sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+            feed = {sess.get_inputs()[0].name: x.numpy()}
+            out = sess.run(None, feed)[0]
+            t_ort = timeit(lambda s=sess, f=feed: s.run(None, f), repeat=args.repeat)
+        err = float((torch.from_numpy(out) - ref).abs().max())
+        b = args.batch_size
+        rows.append([name, f"{side}", f"{b / t_eager:.2f}", f"{b / t_ort:.2f}", f"{t_eager / t_ort:.2f}x",
+                     f"{t_export:.0f}", f"{err:.1e}"])
+        print("  " + " ".join(rows[-1]), flush=True)
+    print(table(rows, ["model", "size", "eager img/s", "onnxruntime img/s", "ort / eager", "export s",
+                       "max |diff|"]))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -348,9 +429,15 @@ def main(argv=None) -> None:
     k.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     k.add_argument("--quick", action="store_true", help="stages 1-2 only")
     k.add_argument("--repeat", type=int, default=5)
+    k.add_argument("--portable-only", action="store_true", help="only the portable torch backend's table (CPU)")
     k.add_argument("--compile-only", action="store_true",
                    help="compile the Triton kernels for sm_80 / sm_90 (no GPU needed) and print their resource use")
     sub.add_parser("scans", help="order generation speed")
+    d = sub.add_parser("deploy", help="eager vs onnxruntime img/s (CPU)")
+    d.add_argument("--models", nargs="*", default=["vmamba_tiny", "efficient_vmamba_tiny", "mambavision_tiny"])
+    d.add_argument("--batch-size", type=int, default=1)
+    d.add_argument("--img-size", type=int, default=0, help="0: the pretrained cfg's")
+    d.add_argument("--repeat", type=int, default=5)
     f = sub.add_parser("flops", help="GFLOPs of every entrypoint beside the published numbers")
     f.add_argument("--models", nargs="*", default=None, help="entrypoints (default: every vssm one)")
     f.add_argument("--dense", action="store_true", help="also VMamba's Mask R-CNN / UperNet configs")
@@ -370,6 +457,8 @@ def main(argv=None) -> None:
         bench_scans(args)
     elif args.what == "flops":
         bench_flops(args)
+    elif args.what == "deploy":
+        bench_deploy(args)
     else:
         if bench_models is None:
             parser.error("models: tools/bench_models.py is missing")

@@ -44,3 +44,12 @@ def _map_source_subpackages() -> None:
 _map_source_subpackages()
 
 from . import models  # noqa: E402,F401  (registers the models with timm)
+
+
+def __getattr__(name: str):
+    """``vssm.backend_info()``: which op backend runs where (``python -m vssm.env``), imported on first use."""
+    if name == "backend_info":
+        from .env import backend_info
+
+        return backend_info
+    raise AttributeError(f"module 'vssm' has no attribute {name!r}")

@@ -60,7 +60,7 @@ BAD = [
     ("out_dtype str", dict(out_dtype="float32"), TypeError, ["out_dtype", "'float32'", "float32"]),
     ("delta_softplus str", dict(delta_softplus="no"), TypeError, ["delta_softplus", "'no'", "True or False"]),
     ("merge", dict(merge="mean"), ValueError, ["merge", "'mean'", "'sum'"]),
-    ("backend", dict(backend="gpu"), ValueError, ["backend", "'gpu'", "triton, cpu, ref"]),
+    ("backend", dict(backend="gpu"), ValueError, ["backend", "'gpu'", "triton, cpu, torch, ref"]),
     ("B other device", dict(B=torch.empty(2, 6, 2, 2, device=META)), ValueError, ["B", "meta", "cpu"]),
     ("order other device", dict(order=torch.zeros(2, 6, dtype=torch.int32, device=META)), ValueError,
      ["order", "meta", "cpu"]),

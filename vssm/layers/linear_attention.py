@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..kernels.op import is_tracing
+
 __all__ = ["RoPE2d", "LinearAttention", "rope_2d_tables"]
 
 _CACHE_LOCK = threading.Lock()
@@ -81,7 +83,7 @@ class RoPE2d(nn.Module):
 
     def tables(self, H: int, W: int, device: torch.device) -> torch.Tensor:
         """The rotations ``cos + i sin`` of an ``H x W`` grid: ``(H, W, dim / 2)`` complex64."""
-        if device.type == "meta" or torch.jit.is_tracing():
+        if device.type == "meta" or is_tracing():  # traced: the tables are part of the graph (no lock, no cache)
             return torch.complex(*rope_2d_tables(H, W, self.dim, self.base, device))
         key = (H, W, device)
         with _CACHE_LOCK:

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..kernels.op import is_tracing
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
 __all__ = ["PathMamba", "MambaVisionMixer", "path_inverse", "compact_orders", "init_ssm_parameters"]
@@ -166,7 +167,8 @@ class PathMamba(nn.Module):
         K, T = order.shape
         dc = self.d_conv
         w = self.conv_weight  # (K, Di, dc)
-        dirs = self._directions(order, L) if self.fast_paths else None
+        # exported / compiled: the orders are constants the tracer cannot compare; the gather below is the same conv
+        dirs = self._directions(order, L) if self.fast_paths and not is_tracing() else None
         if dirs is not None:
             xp = F.pad(x, (0, 0, dc - 1, dc - 1))  # (B, L + 2(dc - 1), Di)
             outs = []
@@ -179,7 +181,7 @@ class PathMamba(nn.Module):
                 outs.append(y if self.conv_bias is None else y.add_(self.conv_bias[k]))
             return torch.stack(outs, dim=2)
         xp = x[:, order.clamp(min=0)]  # (B, K, T, Di), path order
-        if bool((order < 0).any()):
+        if is_tracing() or bool((order < 0).any()):
             xp = xp * (order >= 0)[None, :, :, None].to(xp.dtype)
         xp = F.pad(xp, (0, 0, dc - 1, 0))
         y = xp[:, :, 0:T] * w[None, :, None, :, 0]

@@ -41,6 +41,7 @@ from ..layers.drop import drop_path_rates
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
 from ..layers.stems import check_image_input
+from ..scans.base import real_tensors
 from ._builder import PretrainedMixin, build_model_with_cfg
 from ._cfg import generate_default_cfgs
 
@@ -96,6 +97,8 @@ def vim_token_orders(scan: Any, H: int, W: int, cls_index: Optional[int], device
         order = torch.tensor([r + [-1] * (T - len(r)) for r in rows], dtype=torch.int64)
     order = order.to(device)
     return order, path_inverse(order, L)
+
+
 
 
 def resample_vim_pos_embed(
@@ -364,7 +367,8 @@ class Vim(PretrainedMixin, nn.Module):
         key = (id(scan), H, W, str(device))
         hit = self._orders.get(key)
         if hit is None:
-            hit = self._orders[key] = vim_token_orders(scan, H, W, self._cls_index(H, W), device)
+            with real_tensors():  # constants of the input size: real tensors even inside torch.export
+                hit = self._orders[key] = vim_token_orders(scan, H, W, self._cls_index(H, W), device)
         return hit
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int]:

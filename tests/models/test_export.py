@@ -1,0 +1,85 @@
+"""Every family exports as timm.create_model builds it, with no flag or backend argument: torch.export, ONNX (the
+dynamo exporter, opset 18, dynamic batch) run with onnxruntime, and torch.compile(fullgraph=True) of the forward
+and of a training step. While exported, the op takes the portable torch backend by itself."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import vssm  # noqa: F401
+
+FAMILIES = ["test_vmamba", "test_localvmamba", "test_vim", "test_mambavision", "test_mlla", "test_efficient_vmamba",
+            "test_msvmamba"]
+
+
+def _model(name):
+    torch.manual_seed(0)
+    model = timm.create_model(name).eval()
+    side = model.pretrained_cfg["input_size"][-1]
+    return model, side
+
+
+def _batch_dim():
+    return torch.export.Dim("batch", min=1, max=64)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_torch_export(name):
+    model, side = _model(name)  # no eager call first: the scan orders are made while tracing
+    x = torch.randn(2, 3, side, side)
+    ep = torch.export.export(model, (x,), dynamic_shapes=({0: _batch_dim()},))
+    graph = str(ep.graph)
+    assert "vssm.selective_scan" not in graph  # the portable backend: plain aten ops
+    x3 = torch.randn(3, 3, side, side)
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x3), model(x3), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model, side = _model(name)
+    x = torch.randn(2, 3, side, side)
+    program = torch.onnx.export(model, (x,), dynamo=True, opset_version=18, dynamic_shapes=({0: _batch_dim()},),
+                                verbose=False)
+    path = tmp_path / f"{name}.onnx"
+    program.save(str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x3 = torch.randn(3, 3, side, side)  # another batch size than the traced one
+    (out,) = sess.run(None, {sess.get_inputs()[0].name: x3.numpy()})
+    with torch.no_grad():
+        ref = model(x3)
+    assert out.shape == tuple(ref.shape)
+    torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_torch_compile_fullgraph_forward_and_training_step(name):
+    torch._dynamo.reset()
+    model, side = _model(name)
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        expected = model(x)  # one eager call: the orders of this size become cached constants
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
+    model.train()
+    compiled(x).float().square().mean().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    model(x).float().square().mean().backward()
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.grad is not None} and grads
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_one_real_size_exports():
+    """VMamba-T at 224 (real orders, chunks and widths) through torch.export, against eager."""
+    model = timm.create_model("vmamba_tiny").eval()
+    x = torch.randn(1, 3, 224, 224)
+    ep = torch.export.export(model, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(ep.module()(x), model(x), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,111 @@
+"""What runs where: ``python -m vssm.env`` prints it, ``vssm.backend_info()`` returns it.
+
+For each device torch can use here (CPU, each CUDA device, MPS), the selective-scan backend that ``selective_scan``
+would pick and why; the versions of torch, triton, numba, timm, onnxruntime and the OpenMMLab stack; whether the
+numba kernels are already compiled in numba's on-disk cache (the first CPU call compiles them otherwise, about a
+minute); and the environment variables that change the choice (``VSSM_BACKEND``, ``VSSM_STRICT_BACKEND``).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+__all__ = ["backend_info", "format_info"]
+
+_PACKAGES = ("torch", "triton", "numba", "timm", "onnxruntime", "onnxscript", "mmengine", "mmcv", "mmdet",
+             "mmseg")
+
+
+def _version(name: str) -> Optional[str]:
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return getattr(module, "__version__", "unknown")
+
+
+def _numba_cache_warm() -> Optional[bool]:
+    """True when numba's cache holds compiled kernels of vssm.kernels.cpu (None without numba)."""
+    from .kernels import cpu
+
+    if not cpu.is_available():
+        return None
+    import numba
+
+    dirs = [Path(cpu.__file__).parent / "__pycache__"]
+    cache_dir = getattr(numba.config, "CACHE_DIR", "") or os.environ.get("NUMBA_CACHE_DIR", "")
+    if cache_dir:
+        dirs.append(Path(cache_dir))
+    return any(any(d.rglob("cpu.*.nbi")) for d in dirs if d.is_dir())
+
+
+def _why(device_type: str, backend: str) -> str:
+    if os.environ.get("VSSM_BACKEND", "").strip():
+        return "VSSM_BACKEND"
+    return {
+        ("cuda", "triton"): "CUDA tensors: the Triton kernels (compiled at first use)",
+        ("cuda", "torch"): "triton is not installed: the portable torch backend",
+        ("cpu", "cpu"): "CPU tensors: the numba kernels",
+        ("cpu", "torch"): "numba is not installed: the portable torch backend",
+    }.get((device_type, backend), "no fast kernel for this device: the portable torch backend")
+
+
+def backend_info() -> Dict[str, Any]:
+    """The backend per device (``devices``: a list of ``device``, ``backend``, ``why``), ``available`` backends,
+    package ``versions`` (None when missing), ``numba_cache_warm``, the relevant ``environment`` variables."""
+    import torch
+
+    from .kernels import op
+
+    devices: List[str] = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    rows = []
+    for dev in devices:
+        kind = torch.device(dev).type
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fallback warning: reported here as 'why'
+            try:
+                backend = op.default_backend(torch.device(dev))
+                why = _why(kind, backend)
+            except (RuntimeError, ValueError) as e:  # strict mode or a bad VSSM_BACKEND: say so
+                backend, why = None, str(e)
+        name = torch.cuda.get_device_name(torch.device(dev)) if kind == "cuda" else platform.processor() or kind
+        rows.append(dict(device=dev, name=name, backend=backend, why=why))
+    return dict(
+        devices=rows,
+        available=op.available_backends(),
+        versions={p: _version(p) for p in _PACKAGES},
+        python=platform.python_version(),
+        numba_cache_warm=_numba_cache_warm(),
+        environment={k: os.environ.get(k) for k in ("VSSM_BACKEND", "VSSM_STRICT_BACKEND", "TRITON_INTERPRET",
+                                                    "VSSM_NUMBA_CACHE", "NUMBA_CACHE_DIR")},
+    )
+
+
+def format_info(info: Optional[Dict[str, Any]] = None) -> str:
+    """``backend_info()`` as text."""
+    info = info or backend_info()
+    lines = ["selective-scan backend per device:"]
+    for r in info["devices"]:
+        lines.append(f"  {r['device']:<8} {r['backend'] or '-':<7} {r['why']}  [{r['name']}]")
+    lines.append(f"available backends: {', '.join(info['available'])}")
+    warm = info["numba_cache_warm"]
+    lines.append("numba cache: " + ("no numba" if warm is None else "warm" if warm else
+                                    "cold (the first CPU call compiles the kernels)"))
+    lines.append(f"python {info['python']}; " + ", ".join(f"{k} {v or '-'}" for k, v in info["versions"].items()))
+    env = {k: v for k, v in info["environment"].items() if v is not None}
+    lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none of VSSM_BACKEND, "
+                                    "VSSM_STRICT_BACKEND, TRITON_INTERPRET, VSSM_NUMBA_CACHE, NUMBA_CACHE_DIR set"))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(format_info())
