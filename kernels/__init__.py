@@ -1,13 +1,17 @@
-"""The selective-scan op: one autograd op over three backends (triton on CUDA, numba on CPU, a torch oracle).
+"""The selective-scan op: one autograd op over four backends (triton on CUDA, numba on CPU, portable torch, oracle).
 
 Public API:
     selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, order=None, z=None,
-                   merge=None, out_dtype=None, return_last_state=False, backend=None)
+                   merge=None, out_dtype=None, return_last_state=False, backend=None, dt_proj_weight=None)
     selective_scan_ref(...)         the pure-torch oracle with the same signature (no ``backend``)
-    selective_scan_mamba(...)       mamba_ssm's (Bt, D, L) layout with grouped B/C
+    selective_scan_mamba(...)       mamba_ssm's ``selective_scan_fn``: (Bt, D, L) layout, time-invariant or grouped B/C
+    install_mamba_ssm_shim() / uninstall_mamba_ssm_shim() / mamba_ssm_shim()
+                                    opt-in: mamba_ssm's selective_scan_fn imports resolve to selective_scan_mamba
     available_backends() / default_backend(device)
 """
-from .op import available_backends, default_backend, selective_scan, selective_scan_mamba
+from .mamba import install_mamba_ssm_shim, mamba_ssm_shim, selective_scan_mamba, uninstall_mamba_ssm_shim
+from .op import available_backends, default_backend, selective_scan
 from .reference import selective_scan_ref
 
-__all__ = ["selective_scan", "selective_scan_ref", "selective_scan_mamba", "available_backends", "default_backend"]
+__all__ = ["selective_scan", "selective_scan_ref", "selective_scan_mamba", "install_mamba_ssm_shim",
+           "uninstall_mamba_ssm_shim", "mamba_ssm_shim", "available_backends", "default_backend"]

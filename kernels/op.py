@@ -30,6 +30,8 @@ import torch
 
 from . import cpu as _cpu
 from . import triton_scan as _triton
+from ._tracing import is_compiling as _is_compiling
+from ._tracing import is_exporting, is_tracing  # noqa: F401  (re-exported: the layers import them from here)
 from .portable import selective_scan_torch
 from .reference import selective_scan_ref
 
@@ -90,23 +92,6 @@ def default_backend(device: torch.device) -> str:
     return "torch"
 
 
-def is_tracing() -> bool:
-    """``is_exporting()`` or ``torch.compile`` tracing: no data-dependent Python branches or locks then."""
-    return _is_compiling() or is_exporting()
-
-
-def is_exporting() -> bool:
-    """True while ``torch.export`` / the ONNX exporter / ``torch.jit.trace`` runs the model: the op then takes the
-    traceable ``torch`` backend (``torch.compile`` keeps the fast backends, behind their custom ops)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    compiler = getattr(torch, "compiler", None)
-    if compiler is not None and getattr(compiler, "is_exporting", lambda: False)():
-        return True
-    onnx = getattr(torch, "onnx", None)
-    return bool(onnx is not None and getattr(onnx, "is_in_onnx_export", lambda: False)())
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # argument checks
 
@@ -119,11 +104,6 @@ def _check_float(name: str, t: torch.Tensor, allowed=_FLOAT_DTYPES) -> None:
     if t.dtype not in allowed:
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise TypeError(f"selective_scan: {name} has dtype {t.dtype}, expected one of {names}")
-
-
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
 
 
 _checked_orders: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -448,53 +428,3 @@ def selective_scan(
                                     D is not None, delta_bias is not None)
     y = y.squeeze(2) if merge == "sum" else y
     return (y, last) if return_last_state else y
-
-
-def selective_scan_mamba(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-    backend: Optional[str] = None,
-):
-    """``mamba_ssm.selective_scan_fn`` layout for 1-D sequences, on our op.
-
-    Args:
-        u, delta, z: ``(Bt, D, L)``.
-        A: ``(D, N)``.
-        B, C: ``(Bt, N, L)`` shared by all channels, or ``(Bt, G, N, L)`` shared within each of ``G`` groups.
-        D, delta_bias: ``(D,)``.
-
-    Returns:
-        ``y: (Bt, D, L)`` and, with ``return_last_state``, the last state ``(Bt, D, N)``.
-    """
-    if u.dim() != 3:
-        raise ValueError(f"selective_scan_mamba: u has shape {tuple(u.shape)}, expected (Bt, D, L)")
-    Bt, Dm, L = u.shape
-    if B.dim() == 3:
-        B, C = B.unsqueeze(1), C.unsqueeze(1)
-    if B.dim() != 4 or B.shape[0] != Bt or B.shape[3] != L:
-        raise ValueError(f"selective_scan_mamba: B has shape {tuple(B.shape)}, expected (Bt, N, L) or (Bt, G, N, L)")
-    G, N = B.shape[1], B.shape[2]
-    if Dm % G:
-        raise ValueError(f"selective_scan_mamba: {G} groups of B/C do not divide the {Dm} channels of u")
-    Dg = Dm // G
-
-    # each group of channels is one path (K=G) through raster order
-    def cl(t):  # (Bt, D, L) -> (Bt, L, G, D/G)
-        return None if t is None else t.transpose(1, 2).reshape(Bt, L, G, Dg)
-
-    y, last = selective_scan(
-        cl(u), cl(delta), A.float().reshape(G, Dg, N), B.permute(0, 3, 1, 2), C.permute(0, 3, 1, 2),
-        None if D is None else D.float().reshape(G, Dg),
-        None if delta_bias is None else delta_bias.float().reshape(G, Dg),
-        delta_softplus, None, cl(z), None, None, True, backend,
-    )
-    y = y.reshape(Bt, L, Dm).transpose(1, 2)
-    return (y, last.reshape(Bt, Dm, N)) if return_last_state else y

@@ -5,37 +5,38 @@ A chunked parallel scan, differentiated by autograd and traced by ``torch.export
 1. every input is gathered into path order once (``index_select`` with the flat ``(path, position)`` index of
    ``order``; padded steps -- ``-1`` in ``order`` and the tail of the last chunk -- get a zero step size, which
    keeps the state and adds nothing);
-2. the ``T`` steps are cut into chunks of ``c`` steps; inside a chunk the state is a closed form,
-   ``h_t = exp(sum_{r<=t} a_r) h_0 + sum_{s<=t} exp(sum_{s<r<=t} a_r) b_s`` with ``a = delta*A`` (<= 0) and
-   ``b = delta*B*u``; across chunks the state is carried sequentially;
+2. the ``T`` steps are cut into chunks of ``c`` steps; inside a chunk the states are an inclusive parallel scan
+   (Hillis-Steele, ``log2(c)`` rounds of shifted multiply-adds) of the pairs ``(exp(a_t), b_t)`` under
+   ``(p, x) o (q, y) = (p q, q x + y)``, with ``a = delta*A`` (<= 0) and ``b = delta*B*u``; across chunks the
+   state is carried sequentially: ``h_t = P_t h_0 + X_t``;
 3. the outputs are scattered back to spatial order with ``index_add`` (summing the paths for ``merge='sum'``).
 
-Precision: the segment sums ``sum_{s<r<=t} a_r`` are cumulative sums of the masked ``(c, c)`` matrix of log-decays
-(each one a sum of its own terms), never differences of two running sums, so a long or steep decay
-(``delta*A`` of -1e4 per step) loses nothing to cancellation; the masked entries are ``-inf`` before the ``exp``,
-so every factor is in ``[0, 1]`` and nothing overflows. The chunk length ``c`` depends on ``K * Du * N`` only (the
-``(c, c)`` matrices of one batch element stay under ~8 MB), not on the batch, so a dynamic batch dimension exports.
-Under autograd (and not while tracing) each chunk is checkpointed: the backward recomputes its matrices instead of
-keeping ``T / c`` of them.
+Precision: the scan only multiplies decay factors ``exp(a) in [0, 1]`` and adds, never divides by a decay or takes
+the difference of two running log-sums, so a long or steep decay (``delta*A`` of -1e4 per step) loses nothing to
+cancellation and nothing overflows; a factor that underflows to 0 is the exact limit. Work per step is
+``O(log c)`` elementwise operations (a ``(c, c)`` segment-sum form would be ``O(c)``). The chunk length ``c``
+depends on ``K * Du * N`` only (one batch element's chunk stays under ~8 MB), not on the batch, so a dynamic batch
+dimension exports. Under autograd (and not while tracing) each chunk is checkpointed: the backward recomputes its
+rounds instead of keeping them for every chunk.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ._tracing import is_tracing
 from .reference import softplus_thresholded
 
-# elements of one batch element's (K, Du, N, c, c) segment-sum tensor
+# elements of one batch element's (K, Du, N, c) chunk
 _CHUNK_BUDGET = 1 << 21
-MAX_CHUNK = 64
+MAX_CHUNK = 128
 
 
 def chunk_length(K: int, Du: int, N: int, T: int) -> int:
-    """Steps per chunk: the largest power of two <= 64 with ``K*Du*N*c*c <= 2**21``, at most ``T`` rounded up."""
-    c = int(math.sqrt(_CHUNK_BUDGET / max(1, K * Du * N)))
+    """Steps per chunk: the largest power of two <= 128 with ``K*Du*N*c <= 2**21``, at most ``T`` rounded up."""
+    c = _CHUNK_BUDGET // max(1, K * Du * N)
     c = max(1, min(MAX_CHUNK, c))
     c = 1 << (c.bit_length() - 1)
     while c > 1 and c // 2 >= T:
@@ -43,37 +44,22 @@ def chunk_length(K: int, Du: int, N: int, T: int) -> int:
     return c
 
 
-def _segsum(a: torch.Tensor) -> torch.Tensor:
-    """``out[..., t, s] = sum_{s<r<=t} a[..., r]`` for ``s <= t``, ``-inf`` above the diagonal."""
-    c = a.shape[-1]
-    x = a.unsqueeze(-1).expand(*a.shape, c)  # x[..., r, s] = a[..., r]
-    below = torch.ones(c, c, dtype=torch.bool, device=a.device).tril(-1)
-    x = x.masked_fill(~below, 0.0)
-    seg = torch.cumsum(x, dim=-2)  # sum over r <= t of a_r [r > s]
-    keep = torch.ones(c, c, dtype=torch.bool, device=a.device).tril(0)
-    return seg.masked_fill(~keep, float("-inf"))
-
-
-def _chunk(h0: torch.Tensor, a: torch.Tensor, b: torch.Tensor, C: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One chunk. ``h0 (Bt, K, Du, N)``, ``a, b (Bt, K, Du, N, c)``, ``C (Bt, K, 1, N, c)`` -> ``y (Bt, K, Du, c)``
-    (the ``<h, C>`` part), the state after the chunk."""
-    decay = torch.exp(_segsum(a))                              # (Bt, K, Du, N, c, c), in [0, 1]
-    h = torch.einsum("...ts,...s->...t", decay, b)             # (Bt, K, Du, N, c)
-    h = h + torch.exp(torch.cumsum(a, dim=-1)) * h0.unsqueeze(-1)
-    y = (h * C).sum(3)                                         # (Bt, K, Du, c)
+def _chunk(h0: torch.Tensor, dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+           c: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One chunk of ``c`` steps in path order: ``h0 (Bt, K, Du, N)``, ``dt, du = dt*u (Bt, K, c, Du)``,
+    ``A (K, Du, N)``, ``B, C (Bt, K, c, N)`` -> ``y (Bt, K, Du, c)`` (the ``<h, C>`` part), the state after it.
+    The ``(Bt, K, Du, N, c)`` tensors exist for one chunk at a time."""
+    K, Du, N = A.shape
+    p = torch.exp(dt.transpose(2, 3).unsqueeze(3) * A.view(1, K, Du, N, 1))   # decay factors, in [0, 1]
+    b = du.transpose(2, 3).unsqueeze(3) * B.transpose(2, 3).unsqueeze(2)      # (Bt, K, Du, N, c)
+    d = 1
+    while d < c:  # after the round of shift d: p_t, b_t combine the steps (t - 2d, t]
+        b = torch.cat([b[..., :d], torch.addcmul(b[..., d:], p[..., d:], b[..., :-d])], dim=-1)
+        p = torch.cat([p[..., :d], p[..., d:] * p[..., :-d]], dim=-1)
+        d *= 2
+    h = torch.addcmul(b, p, h0.unsqueeze(-1))
+    y = (h * C.transpose(2, 3).unsqueeze(2)).sum(3)                          # (Bt, K, Du, c)
     return y, h[..., -1]
-
-
-def _tracing() -> bool:
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    compiler = getattr(torch, "compiler", None)
-    for name in ("is_exporting", "is_compiling"):
-        fn = getattr(compiler, name, None)
-        if fn is not None and fn():
-            return True
-    onnx = getattr(torch, "onnx", None)
-    return bool(onnx is not None and getattr(onnx, "is_in_onnx_export", lambda: False)())
 
 
 def selective_scan_torch(
@@ -138,22 +124,19 @@ def selective_scan_torch(
     Cg = gather(C.to(ct), True)
     Af = A.to(ct)
 
-    # (Bt, K, Du, N, Tp) layout: the chunk's steps last
-    a = dt.permute(0, 1, 3, 2).unsqueeze(3) * Af.view(1, K, Du, N, 1)
-    b = (dt * ug).permute(0, 1, 3, 2).unsqueeze(3) * Bg.permute(0, 1, 3, 2).unsqueeze(2)
-    Cl = Cg.permute(0, 1, 3, 2).unsqueeze(2)                      # (Bt, K, 1, N, Tp)
-
+    du = dt * ug
     h = torch.zeros(Bt, K, Du, N, dtype=ct, device=dev)
-    checkpoint = torch.is_grad_enabled() and not _tracing()
+    checkpoint = torch.is_grad_enabled() and not is_tracing()
     ys = []
     for i in range(n_chunks):
-        s = slice(i * c, (i + 1) * c)
+        args = (h, dt[:, :, i * c:(i + 1) * c], du[:, :, i * c:(i + 1) * c], Af, Bg[:, :, i * c:(i + 1) * c],
+                Cg[:, :, i * c:(i + 1) * c], c)
         if checkpoint:
             from torch.utils.checkpoint import checkpoint as _ckpt
 
-            y, h = _ckpt(_chunk, h, a[..., s], b[..., s], Cl[..., s], use_reentrant=False)
+            y, h = _ckpt(_chunk, *args, use_reentrant=False)
         else:
-            y, h = _chunk(h, a[..., s], b[..., s], Cl[..., s])
+            y, h = _chunk(*args)
         ys.append(y)
     y = torch.cat(ys, dim=-1).permute(0, 1, 3, 2)                  # (Bt, K, Tp, Du)
     if D is not None:

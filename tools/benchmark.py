@@ -142,7 +142,7 @@ def _portable_row(si: int, Bt: int, L: int, K: int, Du: int, N: int, repeat: int
     t_cpu, t_cpu_fb = timeit(lambda: fwd("cpu"), repeat=repeat), timeit(lambda: fwdbwd("cpu"), repeat=repeat)
     t_ref = timeit(lambda: fwd("ref"), repeat=1, warmup=0)
     return [f"{si + 1}", f"{Du}", f"{L}", f"{N}", f"{chunk_length(K, Du, N, L)}", f"{t_ref * 1e3:.0f}",
-            f"{t_torch * 1e3:.1f}", f"{t_ref / t_torch:.0f}x", f"{t_cpu * 1e3:.1f}", f"{t_torch / t_cpu:.1f}x",
+            f"{t_torch * 1e3:.1f}", f"{t_ref / t_torch:.1f}x", f"{t_cpu * 1e3:.1f}", f"{t_torch / t_cpu:.1f}x",
             f"{t_torch_fb * 1e3:.1f}", f"{t_cpu_fb * 1e3:.1f}", f"{t_torch_fb / t_cpu_fb:.1f}x", f"{err:.1e}"]
 
 

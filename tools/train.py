@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile the model (backend default inductor)")
     group.add_argument("--drop", type=float, default=0.0, metavar="PCT", help="dropout rate")
     group.add_argument("--drop-path", type=float, default=None, metavar="PCT", help="stochastic depth rate")
+    group.add_argument("--shuffle-rate", type=float, default=None, metavar="PCT",
+                       help="stochastic layer-wise shuffle rate of the last layer (Vim; ShuffleMamba-B recipe: 0.5)")
 
     group = parser.add_argument_group("Optimizer")
     group.add_argument("--opt", default="sgd", metavar="NAME", help="timm optimizer name")
@@ -268,6 +270,7 @@ def check_args(args: argparse.Namespace) -> None:
     need(0 <= args.reprob <= 1, "--reprob", args.reprob, "in [0, 1]")
     need(args.aug_repeats == 0 or args.aug_repeats >= 1, "--aug-repeats", args.aug_repeats, "0 (off) or at least 1")
     need(args.drop_path is None or 0 <= args.drop_path < 1, "--drop-path", args.drop_path, "in [0, 1)")
+    need(args.shuffle_rate is None or 0 <= args.shuffle_rate <= 1, "--shuffle-rate", args.shuffle_rate, "in [0, 1]")
     need(args.img_size is None or args.img_size >= 8, "--img-size", args.img_size, "at least 8")
     need(args.lr is None or args.lr > 0, "--lr", args.lr, "positive")
     need(args.shapes_train_per_class >= 1, "--shapes-train-per-class", args.shapes_train_per_class, "at least 1")
@@ -462,6 +465,7 @@ def build_model(args: argparse.Namespace, info: DistInfo, dataset_train: Any) ->
     model, weights_note = create_model_checked(
         args.model, scan=args.scan, model_kwargs=args.model_kwargs, pretrained=args.pretrained or None,
         num_classes=num_classes, drop_rate=args.drop, drop_path_rate=args.drop_path, global_pool=args.gp,
+        shuffle_rate=args.shuffle_rate,
         weights=args.initial_checkpoint, weights_flag="--initial-checkpoint", adapt_classifier=True)
     data_config = resolve_data_config(vars(args), model=model, verbose=False)
     if args.grad_checkpointing:

@@ -97,9 +97,11 @@ def test_chunk_length():
     for K, Du, N in [(4, 96, 1), (4, 192, 16), (4, 768, 1), (2, 16, 16), (1, 1, 1)]:
         c = chunk_length(K, Du, N, 10_000)
         assert 1 <= c <= MAX_CHUNK and c & (c - 1) == 0
-        assert K * Du * N * c * c <= 1 << 21 or c == 1
+        assert K * Du * N * c <= 1 << 21 or c == 1
+        assert c == MAX_CHUNK or K * Du * N * c * 2 > 1 << 21  # the largest that fits
     assert chunk_length(4, 96, 1, 5) == 8  # no longer than the path needs
-    assert chunk_length(4, 96, 1, 3136) == 64
+    assert chunk_length(4, 96, 1, 3136) == 128
+    assert chunk_length(4, 768, 16, 49) == 32
 
 
 def test_dispatch_by_name_and_device():

@@ -131,6 +131,15 @@ def test_amp_bfloat16_on_cpu(tool_env, tmp_path):
     assert "nan" not in proc.stdout.lower()
 
 
+def test_shuffle_rate_reaches_vim(tool_env, tmp_path):
+    proc = run_tool(TRAIN, [*TINY, "--model", "test_vim", "--img-size", "32", "--epochs", "1", "--shuffle-rate",
+                            "0.5", "--output", str(tmp_path), "--experiment", "shuffle"], tool_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert yaml.safe_load((tmp_path / "shuffle" / "args.yaml").read_text())["shuffle_rate"] == 0.5
+    row = read_summary(tmp_path / "shuffle")[0]
+    assert math.isfinite(float(row["train_loss"]))
+
+
 def test_config_yaml_sets_defaults_and_command_line_wins(tool_env, tmp_path):
     cfg = tmp_path / "recipe.yaml"
     cfg.write_text("model: test_resnet\nepochs: 1\nbatch-size: 16\nlr: 5e-3\nsmoothing: 0.0\nscale: [0.8, 1.0]\n"
@@ -166,12 +175,16 @@ def _bad_cases(tmp: Path, run: Path) -> dict[str, tuple[list[str], tuple[str, ..
         "config typo": (["-c", str(bad_yaml)], ("--config", "'epoch'", "epochs")),
         "abbreviated flag": (["--epoch", "3"], ("unrecognized arguments: --epoch 3",)),
         "corrupted checkpoint": (["--resume", str(run / "last.pth")], ("--resume", "last.pth", "not a readable")),
+        "shuffle rate on a model without it": (["--shuffle-rate", "0.5"],
+                                               ("--shuffle-rate 0.5", "'test_resnet'", "vim_")),
+        "shuffle rate above 1": (["--shuffle-rate", "1.5"], ("--shuffle-rate", "1.5", "in [0, 1]")),
     }
 
 
 @pytest.mark.parametrize("case", ["missing data dir", "data dir without train/", "unknown model",
                                   "scan on a model without scans", "batch size 0", "config typo", "abbreviated flag",
-                                  "corrupted checkpoint"])
+                                  "corrupted checkpoint", "shuffle rate on a model without it",
+                                  "shuffle rate above 1"])
 def test_bad_input_stops_with_one_line_and_keeps_checkpoints(case, earlier_run, tool_env, tmp_path):
     args, needles = _bad_cases(tmp_path, earlier_run)[case]
     if case == "corrupted checkpoint":

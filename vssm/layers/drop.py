@@ -1,11 +1,11 @@
-"""The stochastic-depth schedule shared by the model families."""
+"""Training regularisers shared by the families: the stochastic-depth schedule, the stochastic layer-wise shuffle."""
 from __future__ import annotations
 
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 
-__all__ = ["drop_path_rates"]
+__all__ = ["drop_path_rates", "layer_shuffle_rates", "layer_shuffle_permutation"]
 
 
 def drop_path_rates(
@@ -53,3 +53,29 @@ def drop_path_rates(
         out.append(dpr[start:start + d])
         start += d
     return out
+
+
+def layer_shuffle_rates(shuffle_rate: float, depth: int) -> List[float]:
+    """Per-layer shuffle probabilities of the stochastic layer-wise shuffle (Huang et al., ICML 2025): rising
+    linearly with depth from 0 (the first layer) to ``shuffle_rate`` (the last), ``torch.linspace`` in float32 as the
+    official code computes them."""
+    if isinstance(shuffle_rate, bool) or not isinstance(shuffle_rate, (int, float)) or not 0 <= shuffle_rate <= 1:
+        raise ValueError(f"shuffle_rate: got {shuffle_rate!r}; allowed: a number in [0, 1]")
+    return torch.linspace(0, float(shuffle_rate), int(depth), device="cpu").tolist()
+
+
+def layer_shuffle_permutation(prob: float, length: int, device: torch.device, training: bool
+                              ) -> Optional[torch.Tensor]:
+    """One layer's draw of the stochastic layer-wise shuffle: while training, with probability ``prob``, a random
+    permutation of the ``length`` tokens (one for the whole batch), else None.
+
+    The caller runs the layer on ``x[:, perm]`` (hidden states and residual alike: in a pre-norm block the residual
+    stream is the layer's input) and puts its output back with ``out[:, torch.argsort(perm)]``. The coin is
+    ``torch.rand(1) < prob`` on the CPU generator and the permutation ``torch.randperm`` on ``device``, as in the
+    official code; nothing is drawn in eval mode or where ``prob`` is 0.
+    """
+    if not training or prob <= 0:
+        return None
+    if torch.rand(1).item() >= prob:
+        return None
+    return torch.randperm(length, device=device)

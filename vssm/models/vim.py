@@ -37,7 +37,7 @@ from timm.models import register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
-from ..layers.drop import drop_path_rates
+from ..layers.drop import drop_path_rates, layer_shuffle_permutation, layer_shuffle_rates
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
 from ..layers.stems import check_image_input
@@ -193,6 +193,7 @@ class Vim(PretrainedMixin, nn.Module):
             drop_rate: float = 0.0,
             pos_drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
+            shuffle_rate: float = 0.0,
             pyramid: bool = False,
             pyramid_layers: Optional[Sequence[int]] = None,
             pyramid_scales: Optional[Sequence[float]] = None,
@@ -224,6 +225,11 @@ class Vim(PretrainedMixin, nn.Module):
             drop_rate: dropout before the classifier.
             pos_drop_rate: dropout after adding the position embedding.
             drop_path_rate: stochastic depth, linearly increasing over the layers up to this value.
+            shuffle_rate: stochastic layer-wise shuffle (Huang et al., ICML 2025), a training regulariser: while
+                training, layer ``i`` runs on a random permutation of the tokens (one per layer and step, shared by
+                the batch) with probability ``shuffle_rate * i / (depth - 1)``, and its output is put back in
+                order; eval is unchanged (0: off, the published Vim; the paper's ShuffleMamba-B recipe: 0.5 with
+                drop_path_rate 0.5, 300 epochs).
             pyramid: add the ViTDet-style pyramid for dense prediction (not part of the classification model).
             pyramid_layers: the four layers feeding the pyramid (default: the last of each quarter of the depth).
             pyramid_scales: resampling of each pyramid level relative to the patch stride (default: (4, 2, 1, 0.5)).
@@ -262,6 +268,8 @@ class Vim(PretrainedMixin, nn.Module):
         self.pos_drop = nn.Dropout(pos_drop_rate)
 
         dpr = drop_path_rates(drop_path_rate, depth)
+        self.shuffle_rate = float(shuffle_rate)
+        self.shuffle_probs = layer_shuffle_rates(shuffle_rate, depth)
         mixer_kwargs = dict(d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, divide_out=divide_out)
         self.layers = nn.ModuleList([
             VimBlock(embed_dim, num_paths=self.scans[i].K, drop_path=dpr[i], norm_eps=norm_eps,
@@ -391,9 +399,14 @@ class Vim(PretrainedMixin, nn.Module):
     def _run_layer(self, i: int, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         order, inverse = self._token_orders(self.scans[i], H, W, x.device)
         layer = self.layers[i]
+        perm = layer_shuffle_permutation(self.shuffle_probs[i], x.shape[1], x.device, self.training)
+        if perm is not None:  # the layer sees the tokens in a random order; its output is put back
+            x = x.index_select(1, perm)
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint(layer, x, order, inverse, use_reentrant=False)
-        return layer(x, order, inverse)
+            x = checkpoint(layer, x, order, inverse, use_reentrant=False)
+        else:
+            x = layer(x, order, inverse)
+        return x if perm is None else x.index_select(1, torch.argsort(perm))
 
     def _to_map(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """``(B, L, C)`` tokens -> ``(B, C, H, W)`` patch map (the class token removed)."""

@@ -83,6 +83,9 @@ def create_model_checked(name: str, *, scan: str | None = None, model_kwargs: di
         if bad == "scan":
             raise UsageError(f"--scan {scan!r}: model {name!r} takes no scan (the scan-based models: "
                              f"{', '.join(timm.list_models('vmamba*')[:6]) or 'see vssm.models'})") from None
+        if bad == "shuffle_rate" and "shuffle_rate" not in (model_kwargs or {}):
+            raise UsageError(f"--shuffle-rate {kwargs['shuffle_rate']}: model {name!r} has no stochastic layer-wise "
+                             "shuffle; allowed: the plain-sequence models (vim_*, test_vim)") from None
         raise UsageError(f"--model-kwargs: model {name!r} has no argument {bad!r}") from None
     except (KeyError, ValueError, RuntimeError) as e:
         if scan and not isinstance(e, RuntimeError):
