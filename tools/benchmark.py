@@ -362,7 +362,7 @@ def dense_flops_rows(configs: List[str] | None = None) -> List[dict]:
     return rows
 
 
-FLOP_FAMILIES = ("vmamba", "vim", "mambavision", "mlla", "efficient_vmamba", "msvmamba")
+FLOP_FAMILIES = ("vmamba", "vim", "mambavision", "mlla", "efficient_vmamba", "msvmamba", "mobilemamba")
 
 
 def bench_flops(args) -> None:

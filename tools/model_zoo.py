@@ -40,8 +40,9 @@ def main() -> None:
         meta = bench["meta"]
     else:
         kept = parse_table(old_table) if old_table.startswith("|") else {}
-        gflops = None if args.count else {r["model"]: kept.get(r["name"], {}).get("gflops") for r in rows}
-        bench = {"models": {r["model"]: kept[r["name"]] for r in rows if r["name"] in kept}}
+        gflops = None if args.count else {r["name"]: kept.get(r["name"], {}).get("gflops") for r in rows}
+        bench = {"models": {r["model"]: dict(kept[r["name"]], size=r["input_size"]) for r in rows
+                            if kept.get(r["name"], {}).get("img_s") is not None}}
         add_measurements(rows, bench, gflops)
         meta = None
     block = markdown_block(rows, meta)

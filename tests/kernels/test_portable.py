@@ -6,7 +6,7 @@ import pytest
 import torch
 from vssm.kernels import op as op_module
 from vssm.kernels import selective_scan, selective_scan_ref
-from vssm.kernels.portable import MAX_CHUNK, chunk_length, selective_scan_torch
+from vssm.kernels.portable import MAX_CHUNK, MIN_CHUNK, chunk_length, selective_scan_torch
 
 
 def _inputs(Bt, L, K, Du, N, *, shared_u=True, gate=False, R=0, dtype=torch.float64, scale=0.5, a_scale=0.5,
@@ -96,12 +96,12 @@ def test_extreme_step_sizes_and_decays_keep_fp32_precision(scale, a_scale):
 def test_chunk_length():
     for K, Du, N in [(4, 96, 1), (4, 192, 16), (4, 768, 1), (2, 16, 16), (1, 1, 1)]:
         c = chunk_length(K, Du, N, 10_000)
-        assert 1 <= c <= MAX_CHUNK and c & (c - 1) == 0
-        assert K * Du * N * c <= 1 << 21 or c == 1
-        assert c == MAX_CHUNK or K * Du * N * c * 2 > 1 << 21  # the largest that fits
+        assert MIN_CHUNK <= c <= MAX_CHUNK and c & (c - 1) == 0
+        assert K * Du * N * c <= 1 << 17 or c == MIN_CHUNK
+        assert c == MAX_CHUNK or K * Du * N * c * 2 > 1 << 17  # the largest that fits
     assert chunk_length(4, 96, 1, 5) == 8  # no longer than the path needs
     assert chunk_length(4, 96, 1, 3136) == 128
-    assert chunk_length(4, 768, 16, 49) == 32
+    assert chunk_length(4, 96, 16, 3136) == 16 and chunk_length(4, 768, 16, 49) == 16
 
 
 def test_dispatch_by_name_and_device():

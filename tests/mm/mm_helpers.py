@@ -20,11 +20,13 @@ FAMILY_SMOKES = [
     CONFIGS / "detection" / "mask-rcnn_mlla-test_fpn_shapes-smoke.py",
     CONFIGS / "detection" / "retinanet_efficient-vmamba-test_fpn_shapes-smoke.py",
     CONFIGS / "detection" / "mask-rcnn_msvmamba-test_fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "mask-rcnn_mobilemamba-test_upsample-fpn_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_vim-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_mambavision-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_mlla-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_efficient-vmamba-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_msvmamba-test_shapes-smoke.py",
+    CONFIGS / "segmentation" / "fpn_mobilemamba-test_shapes-smoke.py",
 ]
 
 

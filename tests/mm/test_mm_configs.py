@@ -28,12 +28,13 @@ def _config(path) -> Config:
 FAMILY_TYPES = {
     "vmamba": "VMambaBackbone", "vim": "VimBackbone", "mambavision": "MambaVisionBackbone", "mlla": "MLLABackbone",
     "efficient-vmamba": "EfficientVMambaBackbone", "msvmamba": "MSVMambaBackbone",
+    "mobilemamba": "MobileMambaBackbone",
 }
 
 
 def _family(path) -> str:
     """``mask-rcnn_msvmamba-t_fpn_1x_coco.py`` -> ``msvmamba``."""
-    return re.match(r"^[a-z-]+_([a-z-]+?)-(t|s|b|test)_", path.name).group(1)
+    return re.match(r"^[a-z-]+_([a-z-]+?)-(t|s|b|b1|b4|test)_", path.name).group(1)
 
 
 def test_the_expected_configs_exist():
@@ -53,6 +54,7 @@ def test_the_expected_configs_exist():
         "upernet_efficient-vmamba-t_8xb2-160k_ade20k-512x512.py",
         "mask-rcnn_msvmamba-t_fpn_1x_coco.py", "mask-rcnn_msvmamba-t_fpn_ms-crop-3x_coco.py",
         "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py",
+        "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py", "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py",
     } <= names
     # one detection and one segmentation smoke config per family
     for family in FAMILY_TYPES:
@@ -77,6 +79,7 @@ OFFICIAL_PARAMS = {
     "upernet_vmamba-s_8xb2-160k_ade20k-512x512.py": 82, "upernet_vmamba-b_8xb2-160k_ade20k-512x512.py": 122,
     "mask-rcnn_mlla-t_fpn_ms-crop-1x_coco.py": 44, "upernet_mlla-b_8xb2-160k_ade20k-512x512.py": 128,
     "mask-rcnn_msvmamba-t_fpn_1x_coco.py": 53, "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py": 65,
+    "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py": 38, "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py": 20,
 }
 
 
@@ -107,7 +110,8 @@ def test_config_parses_with_the_recipe(path):
     assert cfg.default_scope == ("mmdet" if path in DETECTION else "mmseg")
     family = _family(path)
     assert cfg.model.backbone.type == FAMILY_TYPES[family]
-    expected_arch = {"-t_": "tiny", "-s_": "small", "-b_": "base", "-test_": "test"}
+    expected_arch = {"-t_": "tiny", "-s_": "small", "-b_": "base", "-test_": "test", "-b1_": "b1",
+                     "-b4_": "b1"}  # MobileMamba-B4: B1's network with the weights trained at 512
     arch = next(v for k, v in expected_arch.items() if k in path.name)
     backbone_arch = cfg.model.backbone.arch
     assert (backbone_arch["base"] if isinstance(backbone_arch, dict) else backbone_arch) == arch
@@ -151,7 +155,14 @@ def test_config_builds_and_channels_match(path):
     if path in DETECTION:
         start = cfg.model.neck.get("start_level", 0)
         assert backbone.out_channels == cfg.model.neck.in_channels
-        assert [m.conv.in_channels for m in model.neck.lateral_convs] == backbone.out_channels[start:]
+        laterals = [getattr(m, "conv", m).in_channels for m in model.neck.lateral_convs]  # ConvModule / Conv2d
+        assert laterals == backbone.out_channels[start:]
+    elif cfg.model.get("neck"):  # Semantic FPN: backbone -> FPN -> FPNHead
+        assert cfg.model.neck.in_channels == backbone.out_channels
+        assert [m.conv.in_channels for m in model.neck.lateral_convs] == backbone.out_channels
+        head = cfg.model.decode_head
+        assert list(head.in_channels) == [cfg.model.neck.out_channels] * len(head.in_index)
+        assert list(head.feature_strides) == [backbone.out_strides[i] for i in head.in_index]
     else:
         head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
         assert [backbone.out_channels[i] for i in head.in_index] == list(head.in_channels)
@@ -197,5 +208,6 @@ def test_smoke_configs_are_cpu_ready(path, shapes_root):
         assert cfg.train_cfg.max_epochs == 2
     else:
         assert cfg.val_evaluator.type == "IoUMetric" and cfg.model.decode_head.num_classes == 9
-        assert cfg.model.decode_head.norm_cfg.type == cfg.model.auxiliary_head.norm_cfg.type == "BN"
+        heads = [cfg.model.decode_head] + ([cfg.model.auxiliary_head] if cfg.model.auxiliary_head else [])
+        assert all(h.norm_cfg.type == "BN" for h in heads)
         assert cfg.train_cfg.max_iters == 4

@@ -56,11 +56,12 @@ def _vim_patch8(n: int, r: int) -> int:  # Vim: the image is padded to a multipl
 GRID = {
     "test_vmamba": _ceil, "vmamba_micro": _ceil, "test_localvmamba": _floor_stem, "test_vim": _vim_patch8,
     "test_mambavision": _ceil, "test_mlla": _ceil, "test_efficient_vmamba": _floor_stem,
-    "test_msvmamba": _floor_stem,
+    "test_msvmamba": _floor_stem, "test_mobilemamba": _ceil,
 }
 # Blocks of each test model (every block gets a drop-path rate, the schedule spans all of them).
 NUM_BLOCKS = {"test_vmamba": 5, "test_localvmamba": 5, "test_vim": 4, "test_mambavision": 7, "test_mlla": 5,
-              "test_efficient_vmamba": 5, "test_msvmamba": 5}
+              "test_efficient_vmamba": 5, "test_msvmamba": 5,
+              "test_mobilemamba": 4}
 
 SSM_NO_DECAY = frozenset({"A_log", "D", "dt_proj_bias"})
 # Parameters of the selective scan: each must get gradient on every path (Vim: both directions).
@@ -74,6 +75,7 @@ class Family:
     input_hw: tuple = (32, 32)  # the forward checks' input
     backward_hw: tuple | None = None  # the backward check's input, when not input_hw
     backward_kwargs: dict = field(default_factory=dict)
+    backward_batch: int = 2  # more where a train-mode BatchNorm1d head sees the batch (2 images normalise to +-1)
     dropout_kwargs: dict = field(default_factory=dict)  # the family's own dropouts, on top of drop_rate
     pools: tuple = ("avg", "max", "avgmax")
     reductions: tuple | None = (4, 8, 16, 32)  # of feature_info (None: depends on the model's patch)
@@ -114,6 +116,12 @@ FAMILIES = {
     "msvmamba": Family("NHWC", SSM_NO_DECAY, backward_hw=(64, 64), any_sizes=(
         _sizes((2, 97, 113), (1, 40, 72)) + _sizes((1, 35, 29), kwargs=dict(chain_low_paths=False),
                                                    suffix="-unchained"))),
+    # three stages at strides 16 / 32 / 64; 64x64 gives maps 4, 2, 1 and the backward needs 128x128 (at a 1x1 map
+    # the one-step scan gives A no gradient); odd sizes pad the wavelet branch
+    # zero_init_last off: the official zero BatchNorm weights ending each residual branch stop every gradient before
+    "mobilemamba": Family("NCHW", SSM_NO_DECAY, input_hw=(64, 64), backward_hw=(128, 128), reductions=(16, 32, 64),
+                          backward_kwargs=dict(zero_init_last=False), backward_batch=4,
+                          any_sizes=_sizes((2, 97, 113), (1, 40, 200), (1, 33, 33), (1, 16, 16))),
 }
 
 
@@ -196,7 +204,8 @@ def test_default_cfg(name, meta_model):
     assert nwd <= set(params)
     assert {n.rsplit(".", 1)[-1] for n in nwd} == spec.no_weight_decay  # empty exactly where the family has none
     groups = param_groups_weight_decay(model, 0.05, no_weight_decay_list=nwd)
-    assert sum(len(g["params"]) for g in groups) == len(params)
+    trainable = [n for n, p in params.items() if p.requires_grad]  # frozen ones (MobileMamba's Haar filters) too
+    assert sum(len(g["params"]) for g in groups) == len(trainable)
     decayed = {id(p) for p in groups[1]["params"]}
     assert not any(id(params[n]) in decayed for n in nwd)
     assert set(model.group_matcher()) == {"stem", "blocks"}
@@ -238,11 +247,14 @@ def test_backward_every_param(name, grad_checkpointing):
     torch.manual_seed(0)
     model = timm.create_model(name, num_classes=42, **spec.backward_kwargs).train()
     model.set_grad_checkpointing(grad_checkpointing)
-    y = model(torch.randn(2, 3, *(spec.backward_hw or spec.input_hw)))
-    assert y.shape == (2, 42)
-    y.mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    b = spec.backward_batch
+    y = model(torch.randn(b, 3, *(spec.backward_hw or spec.input_hw)))
+    assert y.shape == (b, 42)
+    (y * torch.randn(y.shape)).mean().backward()  # (a plain mean is constant behind a BatchNorm1d head)
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not missing, f"parameters without a finite gradient: {missing}"
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
     for n, p in model.named_parameters():  # the SSM parameters really get signal, on every path (axis 0)
         if n.endswith(SSM_GRAD_LEAVES):
             per_path = p.grad.abs().reshape(p.shape[0], -1).sum(1) if p.ndim > 1 else p.grad.abs().sum()
@@ -296,18 +308,19 @@ def test_global_pool(name, pool):
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_features_only(name, size):
     h, w = size
-    model = timm.create_model(name, features_only=True, out_indices=(0, 1, 2, 3)).eval()
     default = timm.create_model(name, features_only=True, device="meta")
+    n = len(default.feature_info.channels())  # 4 stages (MobileMamba: 3)
+    model = timm.create_model(name, features_only=True, out_indices=tuple(range(n))).eval()
     assert default.feature_info.channels() == model.feature_info.channels()
     assert default.feature_info.reduction() == model.feature_info.reduction()
     x = torch.randn(1, 3, h, w)
     with torch.no_grad():
         outs = model(x)
-    assert len(outs) == len(model.feature_info.channels()) == 4
+    assert len(outs) == len(model.feature_info.channels()) == n == len(_spec(name).reductions or range(4))
     assert [tuple(o.shape) for o in outs] == _expected_maps(name, model, h, w)  # NCHW
-    sub = timm.create_model(name, features_only=True, out_indices=(1, 3)).eval()
-    assert sub.feature_info.channels() == [model.feature_info.channels()[i] for i in (1, 3)]
-    assert sub.feature_info.reduction() == [model.feature_info.reduction()[i] for i in (1, 3)]
+    sub = timm.create_model(name, features_only=True, out_indices=(1, n - 1)).eval()
+    assert sub.feature_info.channels() == [model.feature_info.channels()[i] for i in (1, n - 1)]
+    assert sub.feature_info.reduction() == [model.feature_info.reduction()[i] for i in (1, n - 1)]
     with torch.no_grad():
         assert [o.shape[1] for o in sub(x)] == sub.feature_info.channels()
 

@@ -10,7 +10,7 @@ import torch
 import vssm  # noqa: F401
 
 FAMILIES = ["test_vmamba", "test_localvmamba", "test_vim", "test_mambavision", "test_mlla", "test_efficient_vmamba",
-            "test_msvmamba"]
+            "test_msvmamba", "test_mobilemamba"]
 
 
 def _model(name):

@@ -23,7 +23,7 @@ from vssm.checkpoint import CheckpointError, InertObject, read_checkpoint
 from vssm.hub import pretrained_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba"]
+FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba", "mobilemamba"]
 
 
 def _fixture(name):

@@ -10,7 +10,7 @@ from rel_support import RESULT, expect_error, record
 
 import vssm  # noqa: F401  (registers the models)
 
-FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba"]
+FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba", "mobilemamba"]
 ENTRYPOINTS = sorted(timm.list_models(module=FAMILIES))
 TEST_VARIANTS = [n for n in ENTRYPOINTS if n.startswith("test_")]
 META = torch.device("meta")

@@ -19,7 +19,7 @@ from rel_support import FIGURES, FULL
 import vssm  # noqa: F401
 from vssm.data.shapes import SHAPES, render_sample
 
-FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba"]
+FAMILIES = ["vmamba", "vim", "mambavision", "mlla", "msvmamba", "efficient_vmamba", "mobilemamba"]
 TEST_VARIANTS = sorted(n for n in timm.list_models(module=FAMILIES) if n.startswith("test_"))
 # CI: the two quickest families (a first autocast step of the others costs 10-30 s of kernel compilation on CPU)
 CI_VARIANTS = ["test_vim", "test_vmamba"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import timm
 
 from vssm.zoo import BEGIN, END, add_measurements, markdown_table, parse_table, releases, split_block
 
@@ -22,8 +23,9 @@ def test_readme_table_is_generated_from_the_cfgs():
     rows = releases()
     measured = parse_table(table)
     assert set(measured) == {r["name"] for r in rows}, "README.md is stale: run python tools/model_zoo.py --write"
-    add_measurements(rows, {"models": {r["model"]: measured[r["name"]] for r in rows}},
-                     gflops={r["model"]: measured[r["name"]]["gflops"] for r in rows})
+    bench = {"models": {r["model"]: dict(measured[r["name"]], size=r["input_size"]) for r in rows
+                        if measured[r["name"]]["img_s"] is not None}}
+    add_measurements(rows, bench, gflops={r["name"]: measured[r["name"]]["gflops"] for r in rows})
     assert table == markdown_table(rows), "README.md is stale: run python tools/model_zoo.py --write"
     names = {r["name"] for r in rows}
     assert {"vmamba_tiny_s1l8.in1k", "vim_tiny.in1k", "mambavision_tiny.in1k", "mlla_tiny.in1k",
@@ -39,12 +41,22 @@ def test_readme_table_holds_one_benchmark_run():
     caption, table = split_block(_readme_block())
     assert caption.startswith("CPU img/s (median of"), caption
     measured = parse_table(table)
-    # every model measured, in the same run: one img/s and one peak per model, whatever its tags
-    assert all(m["img_s"] and m["img_s"] > 0 and m["peak_mib"] is not None for m in measured.values())
-    by_model = {}
+    rows = {r["name"]: r for r in releases(params=False)}
+    # every model measured at its cfg's size, in the same run: one img/s and one peak per model, whatever its tags;
+    # a tag at another size (MobileMamba-B1's r384 / r512) has no measurement but its own GFLOPs
+    by_model, by_size = {}, {}
     for name, m in measured.items():
-        by_model.setdefault(name.split(".")[0], set()).add((m["img_s"], m["peak_mib"], m["gflops"]))
-    assert all(len(v) == 1 for v in by_model.values())
+        model = name.split(".")[0]
+        at_cfg = rows[name]["input_size"] == timm.create_model(model, device="meta").pretrained_cfg["input_size"][-1]
+        if at_cfg:
+            assert m["img_s"] and m["img_s"] > 0 and m["peak_mib"] is not None, name
+            by_model.setdefault(model, set()).add((m["img_s"], m["peak_mib"]))
+        else:
+            assert m["img_s"] is None and m["peak_mib"] is None, name
+        by_size.setdefault((model, rows[name]["input_size"]), set()).add(m["gflops"])
+    assert all(len(v) == 1 for v in by_model.values()) and all(len(v) == 1 for v in by_size.values())
+    b1 = {s: g for (m, s), (g,) in by_size.items() if m == "mobilemamba_b1"}
+    assert b1[256] < b1[384] < b1[512]  # counted at each tag's size
 
 
 def test_parse_table_round_trip():

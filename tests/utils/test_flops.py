@@ -205,7 +205,7 @@ VMAMBA_SCRIPT_GFLOPS = {
     "vanilla_vmamba_small": 11.231522784, "vmamba_small_s2l15": 8.71577472, "vmamba_small_s1l20": 8.612211456,
     "vanilla_vmamba_base": 18.020115136, "vmamba_base_s2l15": 15.358944256, "vmamba_base_s1l20": 15.220859904,
 }
-FAMILY_MODULES = ["vmamba", "vim", "mambavision", "mlla", "efficient_vmamba", "msvmamba"]
+FAMILY_MODULES = ["vmamba", "vim", "mambavision", "mlla", "efficient_vmamba", "msvmamba", "mobilemamba"]
 
 
 def _readme_gflops():
@@ -213,7 +213,7 @@ def _readme_gflops():
 
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = split_block(text.split(BEGIN, 1)[1].split(END, 1)[0])[1]
-    return {name.split(".")[0]: m["gflops"] for name, m in parse_table(table).items()}
+    return {name: m["gflops"] for name, m in parse_table(table).items()}
 
 
 def test_registry_sweep_at_the_published_sizes():
@@ -223,7 +223,7 @@ def test_registry_sweep_at_the_published_sizes():
     names = timm.list_models(module=FAMILY_MODULES)
     assert len(names) >= 40
     readme = _readme_gflops()
-    checked = 0
+    checked = checked_readme = 0
     for name in names:
         torch.manual_seed(0)
         m = timm.create_model(name)
@@ -242,10 +242,13 @@ def test_registry_sweep_at_the_published_sizes():
             checked += 1
         if name in VMAMBA_SCRIPT_GFLOPS:
             assert r.gflops == pytest.approx(VMAMBA_SCRIPT_GFLOPS[name], rel=2e-4), name
-        if name in readme:
-            assert readme[name] == round(r.gflops, 2), (name, readme[name], r.gflops)
+        row = f"{name}.{m.pretrained_cfg.get('tag')}"  # the default tag's row, at this size
+        if row in readme:
+            assert readme[row] == round(r.gflops, 2), (row, readme[row], r.gflops)
+            checked_readme += 1
         del m
-    assert checked >= 32  # every entrypoint but Vim's three, vmamba_micro and the test_* variants
+    assert checked >= 36  # every entrypoint but Vim's three, vmamba_micro and the test_* variants
+    assert checked_readme >= 36
 
 
 def test_registry_sweep_odd_size():

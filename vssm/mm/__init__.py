@@ -1,13 +1,15 @@
 """OpenMMLab backbones: the timm models of vssm as mmdet / mmseg backbones.
 
 One adapter class per model family (:class:`VMambaBackbone`, :class:`LocalVMambaBackbone`, :class:`VimBackbone`,
-:class:`MambaVisionBackbone`, :class:`MLLABackbone`, :class:`EfficientVMambaBackbone`, :class:`MSVMambaBackbone`),
+:class:`MambaVisionBackbone`, :class:`MLLABackbone`, :class:`EfficientVMambaBackbone`, :class:`MSVMambaBackbone`,
+:class:`MobileMambaBackbone`),
 all thin subclasses of :class:`TimmBackbone` (:mod:`vssm.mm.base`; the declarations: :mod:`vssm.mm.families`), which
 builds the family's timm model with ``features_only=True`` and adds what dense prediction configs expect of a
 backbone: a tuple of NCHW maps with one LayerNorm per output index (``outnorm{i}``, named as in the official VMamba
 detection / segmentation backbone so its checkpoints load), ``frozen_stages``, ``norm_eval``, ``with_cp`` and strict
 ``init_cfg=dict(type='Pretrained', ...)`` loading. The networks themselves live in ``vssm.models``; nothing here
-changes what they compute.
+changes what they compute. :class:`~vssm.mm.necks.UpsampleFPN` (registered in mmdet) is the neck for backbones whose
+first stage is coarser than stride 4 (MobileMamba's stride 16).
 
 Importing this module registers the backbones in mmengine's root ``MODELS`` registry and in the ``MODELS`` registries
 of mmdet and mmseg, each when it can be imported, so either library finds them from a config with::
@@ -29,10 +31,14 @@ from .families import (
     LocalVMambaBackbone,
     MambaVisionBackbone,
     MLLABackbone,
+    MobileMambaBackbone,
     MSVMambaBackbone,
     VimBackbone,
     VMambaBackbone,
 )
+from .necks import UpsampleFPN, register_necks
+
+register_necks()
 
 __all__ = [
     "EfficientVMambaBackbone",
@@ -40,9 +46,11 @@ __all__ = [
     "MLLABackbone",
     "MSVMambaBackbone",
     "MambaVisionBackbone",
+    "MobileMambaBackbone",
     "REGISTRIES",
     "TimmBackbone",
     "VMambaBackbone",
+    "UpsampleFPN",
     "VimBackbone",
     "allow_mmengine_checkpoints",
     "register_backbone",

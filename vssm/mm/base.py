@@ -80,15 +80,19 @@ class TimmBackbone(BaseModule):
             parameter): they load into ``outnorm{index}.{parameter}``. Default: ``outnorm{i}.*`` only.
         init_keys (str | None): Regex of model keys that keep their initialisation when a checkpoint holds none of
             them (parts of the dense-prediction model that classification checkpoints lack, e.g. Vim's pyramid).
+        out_norms (bool): A LayerNorm over channels on each output (``outnorm{i}``), as the official VMamba-style
+            dense backbones have; False: the stage outputs as they are (``outnorm{i}`` is an identity), as
+            MobileMamba's.
 
     Args:
         arch (str | dict): A timm entrypoint of the family (``'vmamba_tiny'``), an alias from ``arch_zoo``
             (``'tiny'``), or a dict of model keyword arguments, optionally with ``base`` naming the entrypoint they
-            override (default ``default_arch``), e.g. ``dict(base='tiny', depths=(2, 2, 4, 2))``. Default: 'tiny'.
+            override (default ``default_arch``), e.g. ``dict(base='tiny', depths=(2, 2, 4, 2))``. Default: None, the
+            family's ``default_arch`` ('tiny'; MobileMamba's 'b1').
         scan (str | dict | list | None): Scan strategy of the model (see ``vssm.scans.resolve_scans``); None keeps the
             model's default. Default: None.
-        out_indices (Sequence[int]): Stages whose outputs are returned (negative counts from the end).
-            Default: (0, 1, 2, 3).
+        out_indices (Sequence[int] | None): Stages whose outputs are returned (negative counts from the end).
+            Default: None, every stage (four; MobileMamba's three).
         frozen_stages (int): -1 freezes nothing, 0 the stem (everything before the first stage), ``k`` the stem and
             the first ``k`` stages with their out norms (parameters get ``requires_grad=False`` and the modules stay
             in eval mode through ``train()``). Default: -1.
@@ -109,12 +113,13 @@ class TimmBackbone(BaseModule):
     fixed_kwargs: Dict[str, Any] = {}
     out_norm_keys: str = r"^outnorm(\d+)\.(.+)$"
     init_keys: str | None = None
+    out_norms: bool = True
 
     def __init__(
             self,
-            arch: str | Dict[str, Any] = "tiny",
+            arch: str | Dict[str, Any] | None = None,
             scan: Any = None,
-            out_indices: Sequence[int] = (0, 1, 2, 3),
+            out_indices: Sequence[int] | None = None,
             frozen_stages: int = -1,
             norm_eval: bool = False,
             with_cp: bool = False,
@@ -123,13 +128,15 @@ class TimmBackbone(BaseModule):
     ):
         self._check_init_cfg(init_cfg)
         super().__init__(init_cfg=init_cfg)
-        self.model_name, self.model_kwargs = self._resolve_arch(arch)
+        self.model_name, self.model_kwargs = self._resolve_arch(self.default_arch if arch is None else arch)
         if scan is not None:
             self.model_kwargs["scan"] = scan
         self.model_kwargs["drop_path_rate"] = float(drop_path_rate)
         self.model_kwargs.update(self._fixed_model_kwargs())
 
         num_stages = len(self._reference_model().feature_info)
+        if out_indices is None:
+            out_indices = tuple(range(num_stages))
         if isinstance(out_indices, int) or not all(isinstance(i, int) for i in out_indices) or not out_indices:
             raise ValueError(f"{type(self).__name__}: out_indices must be a non-empty sequence of ints; "
                              f"got {out_indices!r}")
@@ -159,7 +166,7 @@ class TimmBackbone(BaseModule):
         self.with_cp = bool(with_cp)
         for i, channels in zip(self.out_indices, self.body.feature_info.channels()):
             # LayerNorm over channels, as the official backbone's ``outnorm{i}`` (nn.LayerNorm's eps, 1e-5)
-            self.add_module(f"outnorm{i}", LayerNorm2d(channels, eps=1e-5))
+            self.add_module(f"outnorm{i}", LayerNorm2d(channels, eps=1e-5) if self.out_norms else nn.Identity())
         if self.with_cp:
             self.body.model.set_grad_checkpointing(True)
         self._freeze_stages()
@@ -373,7 +380,7 @@ class TimmBackbone(BaseModule):
         pruned = sorted(k for k in model_sd if k not in target)
         self.body.model.load_state_dict({k: v for k, v in model_sd.items() if k in target}, strict=True)
 
-        wanted = {f"outnorm{i}.{p}" for i in self.out_indices for p in ("weight", "bias")}
+        wanted = {f"outnorm{i}.{p}" for i in self.out_indices for p in ("weight", "bias")} if self.out_norms else set()
         unused_norms = sorted(k for k in out_sd if k not in wanted)
         if out_sd:
             norms_sd = {k: v for k, v in out_sd.items() if k in wanted}

@@ -13,7 +13,7 @@ import torch.nn as nn
 from .base import TimmBackbone, register_backbone
 
 __all__ = ["EfficientVMambaBackbone", "LocalVMambaBackbone", "MLLABackbone", "MSVMambaBackbone",
-           "MambaVisionBackbone", "VMambaBackbone", "VimBackbone"]
+           "MambaVisionBackbone", "MobileMambaBackbone", "VMambaBackbone", "VimBackbone"]
 
 
 @register_backbone
@@ -167,3 +167,27 @@ class MSVMambaBackbone(TimmBackbone):
     model_pattern = r"^(msvmamba_.+|test_msvmamba)$"
     # ours: ``norm`` / ``head``; official (VMamba layout): ``classifier.norm`` / ``classifier.head``
     head_keys = r"^(classifier|norm|head)\."
+
+
+@register_backbone
+class MobileMambaBackbone(TimmBackbone):
+    """MobileMamba (lightweight, multi-receptive) for mmdet / mmseg; arguments as :class:`TimmBackbone`.
+
+    Aliases: ``t2``, ``t4``, ``s6``, ``b1`` (default: the official dense models all use B1's network, with the B1
+    weights for detection and the B4 ones, ``timm:mobilemamba_b1.in1k_r512``, for segmentation) and ``test``.
+
+    Three stages at strides 16 / 32 / 64 (``out_strides``), with no out norms (the official dense backbone returns
+    the stage outputs as they are). How they meet the necks: mmseg's FPN takes the three maps (``num_outs=3``) and
+    Semantic FPN's head fuses them at stride 16 (``feature_strides=[16, 32, 64]``); for detection,
+    :class:`~vssm.mm.necks.UpsampleFPN` adds the stride-8 and stride-4 levels with transposed convolutions from the
+    stride-16 map, as the official detectors' neck does. Its BatchNorm layers take ``norm_eval``.
+    """
+
+    family = "MobileMamba"
+    arch_zoo = {"t2": "mobilemamba_t2", "t4": "mobilemamba_t4", "s6": "mobilemamba_s6", "b1": "mobilemamba_b1",
+                "test": "test_mobilemamba"}
+    default_arch = "b1"
+    model_pattern = r"^(mobilemamba_.+|test_mobilemamba)$"
+    # ours: ``head.norm`` / ``head.fc``; official: ``head.bn`` / ``head.l`` (and ``head_dist.*`` with distillation)
+    head_keys = r"^(head|head_dist|norm)\."
+    out_norms = False

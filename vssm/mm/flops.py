@@ -26,7 +26,7 @@ __all__ = ["count_config", "BACKBONE_CONVENTION"]
 BACKBONE_CONVENTION = {
     "VMambaBackbone": "vmamba", "LocalVMambaBackbone": "vmamba", "MSVMambaBackbone": "vmamba",
     "EfficientVMambaBackbone": "fvcore", "MambaVisionBackbone": "ptflops", "MLLABackbone": "fvcore",
-    "VimBackbone": "fvcore",
+    "VimBackbone": "fvcore", "MobileMambaBackbone": "fvcore",
 }
 
 

@@ -41,7 +41,9 @@ official code runs before its op (``B*L*D*R`` multiply-adds). Where the families
 code): VMamba ``VSSM.flops()`` (fvcore, ``SelectiveScanCuda`` handle); LocalVMamba and MSVMamba the same;
 EfficientVMamba's numbers match fvcore without a scan term (0.77 / 1.30 / 3.95 against its 0.8 / 1.3 / 4.0; with
 VMamba's scan term they would be 0.90 / 1.48 / 4.21); MambaVision ``throughput_measure.py`` (ptflops); MLLA fvcore
-(its issue #18: 4.16G for MLLA-T, "aligns with the paper"). Vim publishes no FLOPs: its models get ``'fvcore'``.
+(its issue #18: 4.16G for MLLA-T, "aligns with the paper"); MobileMamba's README table is fvcore without a scan
+term, to the digit (0.2546 / 0.4123 / 0.6521 / 1.0795 GFLOPs against 255 / 413 / 652 / 1080 M). Vim publishes no
+FLOPs: its models get ``'fvcore'``.
 Bias additions inside a GEMM or convolution count in ``'ptflops'`` only.
 """
 from __future__ import annotations
@@ -68,6 +70,7 @@ FAMILY_CONVENTION: Dict[str, str] = {
     "vim": "fvcore",
     "mambavision": "ptflops",
     "mlla": "fvcore",
+    "mobilemamba": "fvcore",
 }
 # module of the model class -> family, for models built without a registered entrypoint name (test_* variants)
 _MODULE_FAMILY = {
@@ -77,6 +80,7 @@ _MODULE_FAMILY = {
     "vssm.models.vim": "vim",
     "vssm.models.mambavision": "mambavision",
     "vssm.models.mlla": "mlla",
+    "vssm.models.mobilemamba": "mobilemamba",
 }
 
 # exact-convention constants of the selective scan (per visited step and channel, see the module docstring)
