@@ -34,7 +34,7 @@ FAMILY_TYPES = {
 
 def _family(path) -> str:
     """``mask-rcnn_msvmamba-t_fpn_1x_coco.py`` -> ``msvmamba``."""
-    return re.match(r"^[a-z-]+_([a-z-]+?)-(t|s|b|b1|b4|test)_", path.name).group(1)
+    return re.match(r"^[a-z0-9-]+_([a-z-]+?)-(t|s|b|b1|b4|test)_", path.name).group(1)
 
 
 def test_the_expected_configs_exist():
@@ -54,7 +54,9 @@ def test_the_expected_configs_exist():
         "upernet_efficient-vmamba-t_8xb2-160k_ade20k-512x512.py",
         "mask-rcnn_msvmamba-t_fpn_1x_coco.py", "mask-rcnn_msvmamba-t_fpn_ms-crop-3x_coco.py",
         "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py",
-        "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py", "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py",
+        "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py", "retinanet_mobilemamba-b1_upsample-fpn_1x_coco.py",
+        "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py", "deeplabv3_mobilemamba-b4_4xb8-80k_ade20k-512x512.py",
+        "pspnet_mobilemamba-b4_4xb8-80k_ade20k-512x512.py",
     } <= names
     # one detection and one segmentation smoke config per family
     for family in FAMILY_TYPES:
@@ -80,6 +82,7 @@ OFFICIAL_PARAMS = {
     "mask-rcnn_mlla-t_fpn_ms-crop-1x_coco.py": 44, "upernet_mlla-b_8xb2-160k_ade20k-512x512.py": 128,
     "mask-rcnn_msvmamba-t_fpn_1x_coco.py": 53, "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py": 65,
     "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py": 38, "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py": 20,
+    "retinanet_mobilemamba-b1_upsample-fpn_1x_coco.py": 27,
 }
 
 
@@ -163,6 +166,10 @@ def test_config_builds_and_channels_match(path):
         head = cfg.model.decode_head
         assert list(head.in_channels) == [cfg.model.neck.out_channels] * len(head.in_index)
         assert list(head.feature_strides) == [backbone.out_strides[i] for i in head.in_index]
+    elif isinstance(cfg.model.decode_head.in_index, int):  # one map into the head (DeepLabv3's ASPP, PSPNet)
+        head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
+        assert backbone.out_channels[head.in_index] == head.in_channels
+        assert backbone.out_channels[aux.in_index] == aux.in_channels
     else:
         head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
         assert [backbone.out_channels[i] for i in head.in_index] == list(head.in_channels)
