@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, SelectAdaptivePool2d, SqueezeExcite, trunc_normal_
-from timm.models import register_model
+from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
@@ -285,8 +285,6 @@ class MobileMambaStage(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from timm.models import checkpoint_seq
-
         x = self.downsample(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
