@@ -21,6 +21,7 @@ FAMILY_SMOKES = [
     CONFIGS / "detection" / "retinanet_efficient-vmamba-test_fpn_shapes-smoke.py",
     CONFIGS / "detection" / "mask-rcnn_msvmamba-test_fpn_shapes-smoke.py",
     CONFIGS / "detection" / "mask-rcnn_mobilemamba-test_upsample-fpn_shapes-smoke.py",
+    CONFIGS / "detection" / "ssdlite_mobilemamba-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_vim-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_mambavision-test_shapes-smoke.py",
     CONFIGS / "segmentation" / "upernet_mlla-test_shapes-smoke.py",

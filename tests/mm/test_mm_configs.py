@@ -56,12 +56,13 @@ def test_the_expected_configs_exist():
         "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py",
         "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py", "retinanet_mobilemamba-b1_upsample-fpn_1x_coco.py",
         "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py", "deeplabv3_mobilemamba-b4_4xb8-80k_ade20k-512x512.py",
-        "pspnet_mobilemamba-b4_4xb8-80k_ade20k-512x512.py",
+        "pspnet_mobilemamba-b4_4xb8-80k_ade20k-512x512.py", "ssdlite-320_mobilemamba-b1_8xb24-120e_coco.py",
+        "ssdlite-512_mobilemamba-b1_8xb24-120e_coco.py",
     } <= names
-    # one detection and one segmentation smoke config per family
+    # at least one detection and one segmentation smoke config per family
     for family in FAMILY_TYPES:
         smokes = [p for p in ALL if "smoke" in p.name and _family(p) == family]
-        assert sorted(p.parent.name for p in smokes) == ["detection", "segmentation"], family
+        assert {p.parent.name for p in smokes} == {"detection", "segmentation"}, family
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -83,7 +84,11 @@ OFFICIAL_PARAMS = {
     "mask-rcnn_msvmamba-t_fpn_1x_coco.py": 53, "upernet_msvmamba-t_8xb2-160k_ade20k-512x512.py": 65,
     "mask-rcnn_mobilemamba-b1_upsample-fpn_1x_coco.py": 38, "fpn_mobilemamba-b4_4xb8-160k_ade20k-512x512.py": 20,
     "retinanet_mobilemamba-b1_upsample-fpn_1x_coco.py": 27,
+    "ssdlite-320_mobilemamba-b1_8xb24-120e_coco.py": 18, "ssdlite-512_mobilemamba-b1_8xb24-120e_coco.py": 18,
 }
+# Detectors whose official backbones also build stages after the last one they use (MobileMamba's SSDLite reads
+# stages 1-2 of 3): the official counts include those stages, which our adapter does not build.
+COUNTS_UNUSED_STAGES = {f"ssdlite-{side}_mobilemamba-b1_8xb24-120e_coco.py" for side in (320, 512)}
 
 
 def _one_x(path):
@@ -155,7 +160,13 @@ def test_config_builds_and_channels_match(path):
     model = _build(cfg, device)
     assert next(model.parameters()).device.type == device
     backbone = model.backbone
-    if path in DETECTION:
+    if path in DETECTION and cfg.model.neck.type == "SSDNeck":  # the maps, then four extra levels, into the head
+        assert list(cfg.model.neck.in_channels) == backbone.out_channels
+        assert list(cfg.model.neck.out_channels[:len(backbone.out_channels)]) == backbone.out_channels
+        assert len(model.neck.extra_layers) == len(cfg.model.neck.out_channels) - len(backbone.out_channels)
+        assert list(cfg.model.bbox_head.in_channels) == list(cfg.model.neck.out_channels)
+        assert model.bbox_head.prior_generator.num_levels == len(cfg.model.neck.out_channels)
+    elif path in DETECTION:
         start = cfg.model.neck.get("start_level", 0)
         assert backbone.out_channels == cfg.model.neck.in_channels
         laterals = [getattr(m, "conv", m).in_channels for m in model.neck.lateral_convs]  # ConvModule / Conv2d
@@ -177,6 +188,11 @@ def test_config_builds_and_channels_match(path):
         assert model.decode_head.lateral_convs[0].conv.in_channels == backbone.out_channels[0]
     if path.name in OFFICIAL_PARAMS:
         params = sum(p.numel() for p in model.parameters())
+        if path.name in COUNTS_UNUSED_STAGES:
+            unused = [f"stages.{i}." for i in range(max(backbone.out_indices) + 1, backbone.num_stages)]
+            assert unused, "the backbone builds every stage"
+            params += sum(p.numel() for n, p in backbone._reference_model().named_parameters()
+                          if n.startswith(tuple(unused)))
         assert round(params / 1e6) == OFFICIAL_PARAMS[path.name], params
 
 
@@ -189,6 +205,33 @@ def test_detection_recipes_match_the_official_ones():
     assert three.train_cfg.max_epochs == 36 and three.param_scheduler[1].milestones == [27, 33]
     assert three.train_dataloader.dataset.pipeline[3].type == "RandomChoice"
     assert three.model.backbone.arch == "small" and three.model.backbone.drop_path_rate == 0.3
+
+
+def test_ssdlite_recipes_match_the_official_ones():
+    """MobileMamba's SSDLite (ssdlite_mobilemamba_b1_8gpu_2lr[_512]_coco.py): the model and optimiser are shared,
+    the image size is 320 or 512; at 320 the six maps have the sizes the SSDLite anchor strides assume."""
+    small = _config(CONFIGS / "detection" / "ssdlite-320_mobilemamba-b1_8xb24-120e_coco.py")
+    large = _config(CONFIGS / "detection" / "ssdlite-512_mobilemamba-b1_8xb24-120e_coco.py")
+    assert small.model.to_dict() == large.model.to_dict()
+    assert small.optim_wrapper.to_dict() == large.optim_wrapper.to_dict()
+    opt = small.optim_wrapper
+    assert (opt.optimizer.type, opt.optimizer.lr, opt.optimizer.weight_decay) == ("AdamW", 0.0024, 0.05)
+    assert opt.clip_grad.max_norm == 0.1 and small.auto_scale_lr.base_batch_size == 192
+    assert small.train_cfg.max_epochs == 120 and small.train_dataloader.batch_size == 24
+    assert small.train_dataloader.dataset.type == "RepeatDataset" and small.train_dataloader.dataset.times == 5
+    warmup, cosine = small.param_scheduler
+    assert (warmup.start_factor, warmup.end, cosine.begin, cosine.end) == (1e-5, 500, 60, 120)
+    assert small.model.backbone.out_indices == (0, 1) and small.model.backbone.drop_path_rate == 0.03
+    for cfg, side in ((small, 320), (large, 512)):
+        for pipeline in (cfg.train_dataloader.dataset.dataset.pipeline, cfg.test_dataloader.dataset.pipeline):
+            resize = next(t for t in pipeline if t.type == "Resize")
+            assert (tuple(resize.scale), resize.keep_ratio) == ((side, side), False)
+    torch.manual_seed(0)
+    model = _build(small, "cpu").eval()
+    with torch.no_grad():
+        maps = model.neck(model.backbone(torch.randn(1, 3, 320, 320)))
+    strides = small.model.bbox_head.anchor_generator.strides
+    assert [m.shape[-1] for m in maps] == [-(-320 // s) for s in strides] == [20, 10, 5, 3, 2, 1]
 
 
 def test_segmentation_recipe_matches_the_official_one():

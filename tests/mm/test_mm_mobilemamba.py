@@ -7,6 +7,7 @@ import timm
 import torch
 from mm_helpers import ROOT
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.config import ConfigDict
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from vssm.checkpoint import CheckpointError
@@ -132,3 +133,40 @@ def test_upsample_fpn_is_mmdet_fpn_plus_the_transposed_levels():
         fine = up.up_fpn_convs[0](up.up_convs[0](lateral0))
         torch.testing.assert_close(outs[0], fine, rtol=0, atol=1e-5)
         torch.testing.assert_close(outs[1], theirs(maps)[0], rtol=0, atol=1e-5)
+
+
+def _ssd_head(type_):
+    levels = (48, 64, 64, 32, 32, 32)
+    return MMDET_MODELS.build(dict(
+        type=type_, in_channels=levels, num_classes=3, use_depthwise=True,
+        norm_cfg=dict(type='BN', eps=0.001, momentum=0.03), act_cfg=dict(type='ReLU6'),
+        anchor_generator=dict(type='SSDAnchorGenerator', scale_major=False, strides=[16, 32, 64, 107, 160, 320],
+                              ratios=[[2, 3]] * 6, min_sizes=[48, 100, 150, 202, 253, 304],
+                              max_sizes=[100, 150, 202, 253, 304, 320]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
+        test_cfg=ConfigDict(nms_pre=100, nms=dict(type='nms', iou_threshold=0.45), min_bbox_size=0, score_thr=0.0,
+                      max_per_img=10)))
+
+
+def test_fixed_ssd_head_predicts_what_ssd_head_computes():
+    """mmdet 3.3's SSDHead cannot predict (it never sets the loss_cls its base reads); FixedSSDHead can, with the same
+    weights, raw outputs and the softmax scores of SSDHead's own outputs."""
+    torch.manual_seed(0)
+    fixed, plain = _ssd_head("FixedSSDHead"), _ssd_head("SSDHead")
+    assert fixed.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(fixed.state_dict())
+    fixed.eval(), plain.eval()
+    feats = tuple(torch.randn(1, c, s, s) for c, s in zip((48, 64, 64, 32, 32, 32), (8, 4, 2, 1, 1, 1)))
+    metas = [dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0))]
+    with torch.no_grad():
+        raw_fixed, raw_plain = fixed(feats), plain(feats)
+        for a, b in zip(raw_fixed, raw_plain):
+            for x, y in zip(a, b):
+                torch.testing.assert_close(x, y)
+        with pytest.raises(AttributeError, match="loss_cls"):  # mmdet's bug: if this stops raising, drop the fix
+            plain.predict(feats, [type("S", (), {"metainfo": metas[0]})()])
+        result = fixed.predict_by_feat(*raw_fixed, batch_img_metas=metas, rescale=False)[0]
+    # the top score is the softmax foreground probability of one anchor of the raw class logits
+    cls = torch.cat([c.permute(0, 2, 3, 1).reshape(-1, 4) for c in raw_fixed[0]]).softmax(-1)[:, :3]
+    assert len(result.scores) == 10
+    torch.testing.assert_close(result.scores.max(), cls.max())

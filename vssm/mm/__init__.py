@@ -9,7 +9,8 @@ backbone: a tuple of NCHW maps with one LayerNorm per output index (``outnorm{i}
 detection / segmentation backbone so its checkpoints load), ``frozen_stages``, ``norm_eval``, ``with_cp`` and strict
 ``init_cfg=dict(type='Pretrained', ...)`` loading. The networks themselves live in ``vssm.models``; nothing here
 changes what they compute. :class:`~vssm.mm.necks.UpsampleFPN` (registered in mmdet) is the neck for backbones whose
-first stage is coarser than stride 4 (MobileMamba's stride 16).
+first stage is coarser than stride 4 (MobileMamba's stride 16); :mod:`vssm.mm.heads` registers ``FixedSSDHead``
+(mmdet's SSDHead, which cannot predict under mmdet 3.3.0 otherwise) for the SSDLite configs.
 
 Importing this module registers the backbones in mmengine's root ``MODELS`` registry and in the ``MODELS`` registries
 of mmdet and mmseg, each when it can be imported, so either library finds them from a config with::
@@ -36,9 +37,11 @@ from .families import (
     VimBackbone,
     VMambaBackbone,
 )
+from .heads import register_heads
 from .necks import UpsampleFPN, register_necks
 
 register_necks()
+register_heads()
 
 __all__ = [
     "EfficientVMambaBackbone",
