@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 from vssm.kernels import op as op_module
-from vssm.kernels import selective_scan, selective_scan_ref
+from vssm.kernels import portable, selective_scan, selective_scan_ref
 from vssm.kernels.portable import MAX_CHUNK, MIN_CHUNK, chunk_length, selective_scan_torch
 
 
@@ -49,13 +49,19 @@ def _oracle(t, **kw):
     dict(Bt=2, L=19, K=3, Du=4, N=3, R=2),
 ])
 @pytest.mark.parametrize("merge", [None, "sum"])
-def test_forward_and_every_gradient_match_the_oracle(case, chunk, merge):
+@pytest.mark.parametrize("all_chunks,block", [(False, 0), (True, 0), (True, 2)],
+                         ids=["in-turn", "all-chunks", "blocks-of-2"])
+def test_forward_and_every_gradient_match_the_oracle(case, chunk, merge, all_chunks, block, monkeypatch):
     case = dict(case)
+    if block:  # the export form in blocks of `block` chunks carried one to the next (the last one shorter)
+        c = chunk or chunk_length(case["K"], case["Du"], case["N"], case["L"])
+        monkeypatch.setattr(portable, "EXPORT_BLOCK_BUDGET", block * case["K"] * case["Du"] * case["N"] * c)
     dims = {k: case.pop(k) for k in ("Bt", "L", "K", "Du", "N")}
     t = _inputs(**dims, **case)
     order = _order(dims["K"], dims["L"])
     leaves = {k: v.clone().requires_grad_(True) for k, v in t.items()}
-    y, last = selective_scan_torch(**leaves, order=order, merge=merge, chunk=chunk, return_last_state=True)
+    y, last = selective_scan_torch(**leaves, order=order, merge=merge, chunk=chunk, return_last_state=True,
+                                   all_chunks=all_chunks)
     ref_leaves = {k: v.clone().requires_grad_(True) for k, v in t.items()}
     y_ref, last_ref = _oracle(ref_leaves, order=order, merge=merge, return_last_state=True)
     torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
@@ -78,7 +84,8 @@ def test_low_precision_inputs_against_float64(dtype, tol):
 
 
 @pytest.mark.parametrize("scale,a_scale", [(6.0, 2.5), (0.05, 0.1), (12.0, 4.0)])
-def test_extreme_step_sizes_and_decays_keep_fp32_precision(scale, a_scale):
+@pytest.mark.parametrize("all_chunks", [False, True], ids=["in-turn", "all-chunks"])
+def test_extreme_step_sizes_and_decays_keep_fp32_precision(scale, a_scale, all_chunks):
     """Steep decays (delta*A down to about -1e4 per step) over a long path: the segment sums of a log-space form
     built from differences of running sums lose their digits here; ours are sums of their own terms."""
     L = 300
@@ -86,7 +93,7 @@ def test_extreme_step_sizes_and_decays_keep_fp32_precision(scale, a_scale):
     with torch.no_grad():
         a = (torch.nn.functional.softplus(t["delta"].double() + t["delta_bias"][None, None]).unsqueeze(-1)
              * t["A"][None, None])
-    y = selective_scan(**t, merge="sum", backend="torch")
+    y = selective_scan_torch(**t, merge="sum", all_chunks=all_chunks)
     y_ref = _oracle(t, merge="sum")
     assert torch.isfinite(y).all()
     err = (y.double() - y_ref).abs().max() / y_ref.abs().max()
@@ -152,3 +159,23 @@ def test_tracing_takes_the_portable_backend():
     with pytest.raises(ValueError, match="backend='cpu' cannot be exported or traced.*allowed while exporting: "
                                          "backend='torch'"):
         torch.jit.trace(forced, args, check_trace=False)
+
+
+def test_export_graph_does_not_grow_with_the_length():
+    """While exporting, every chunk is scanned at once and the chunks' states by a second scan: 8x the length adds
+    only the rounds of that second scan (3 more), not the operations of 14 more chunks."""
+    t = _inputs(1, 8, 2, 3, 2, dtype=torch.float32)
+
+    class Op(torch.nn.Module):
+        def forward(self, u, delta, B, C):
+            return selective_scan(u, delta, t["A"], B, C, t["D"], t["delta_bias"], merge="sum")
+
+    counts = {}
+    for L in (256, 2048):
+        x = _inputs(1, L, 2, 3, 2, dtype=torch.float32, seed=L)
+        args = (x["u"], x["delta"], x["B"], x["C"])
+        program = torch.export.export(Op(), args)
+        counts[L] = len(program.graph.nodes)
+        torch.testing.assert_close(program.module()(*args), Op()(*args), rtol=1e-5, atol=1e-5)
+    assert chunk_length(2, 3, 2, 256) == 128  # so 2 chunks against 16
+    assert counts[2048] - counts[256] <= 3 * 12, counts  # a round: slices, a multiply, a multiply-add, two cats
