@@ -8,6 +8,7 @@ import torch
 from mm_helpers import ROOT
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from vssm.checkpoint import CheckpointError
@@ -137,6 +138,11 @@ def test_upsample_fpn_is_mmdet_fpn_plus_the_transposed_levels():
 
 def _ssd_head(type_):
     levels = (48, 64, 64, 32, 32, 32)
+    with DefaultScope.overwrite_default_scope("mmdet"):  # mmdet's scope whatever ran before (mmseg's tests set theirs)
+        return _build_ssd_head(type_, levels)
+
+
+def _build_ssd_head(type_, levels):
     return MMDET_MODELS.build(dict(
         type=type_, in_channels=levels, num_classes=3, use_depthwise=True,
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03), act_cfg=dict(type='ReLU6'),
