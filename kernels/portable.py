@@ -69,21 +69,15 @@ def _inclusive_scan(p: torch.Tensor, b: torch.Tensor, dim: int = -1) -> Tuple[to
     return p, b
 
 
-def _pairs(dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``dt, du (Bt, K, T, Du)``, ``A (K, Du, N)``, ``B (Bt, K, T, N)`` -> the decay factors ``exp(dt*A)`` (in
-    [0, 1]) and the inputs ``dt*B*u``, both ``(Bt, K, Du, N, T)``."""
-    K, Du, N = A.shape
-    p = torch.exp(dt.transpose(2, 3).unsqueeze(3) * A.view(1, K, Du, N, 1))
-    b = du.transpose(2, 3).unsqueeze(3) * B.transpose(2, 3).unsqueeze(2)
-    return p, b
-
-
 def _chunk(h0: torch.Tensor, dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
            c: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """One chunk of ``c`` steps in path order: ``h0 (Bt, K, Du, N)``, ``dt, du = dt*u (Bt, K, c, Du)``,
     ``A (K, Du, N)``, ``B, C (Bt, K, c, N)`` -> ``y (Bt, K, Du, c)`` (the ``<h, C>`` part), the state after it.
     The ``(Bt, K, Du, N, c)`` tensors exist for one chunk at a time."""
-    p, b = _inclusive_scan(*_pairs(dt, du, A, B))
+    K, Du, N = A.shape
+    p = torch.exp(dt.transpose(2, 3).unsqueeze(3) * A.view(1, K, Du, N, 1))   # decay factors, in [0, 1]
+    b = du.transpose(2, 3).unsqueeze(3) * B.transpose(2, 3).unsqueeze(2)      # (Bt, K, Du, N, c)
+    p, b = _inclusive_scan(p, b)
     h = torch.addcmul(b, p, h0.unsqueeze(-1))
     y = (h * C.transpose(2, 3).unsqueeze(2)).sum(3)                          # (Bt, K, Du, c)
     return y, h[..., -1]
@@ -165,9 +159,10 @@ def selective_scan_torch(
 ):
     """The op's semantics (see ``vssm.kernels.selective_scan``) as a chunked parallel scan in torch ops.
 
-    ``chunk`` overrides the chunk length (tests). ``all_chunks`` scans every chunk at once and the chunks' states
-    with a second scan (a graph whose size does not grow with the length, the form taken while exporting) instead of
-    one chunk after the other (cache-sized tensors, the eager form); None: while exporting. Arguments are assumed
+    ``chunk`` overrides the chunk length (tests). ``all_chunks`` takes the export form: blocks of chunks one after
+    the other, every chunk of a block scanned at once and the chunks' states by a second scan (a graph that grows
+    with the number of blocks, not of chunks), instead of one chunk after the other (cache-sized tensors, the eager
+    form); None: while exporting. Arguments are assumed
     checked by ``selective_scan``.
     """
     out_dtype = out_dtype or u.dtype
