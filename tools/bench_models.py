@@ -37,7 +37,9 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--resolutions", type=int, nargs="*", default=[224, 384, 512, 768, 1024],
                    help="resolutions of the throughput-vs-resolution table (empty: skip it)")
     g.add_argument("--res-batch-size", type=int, default=1, help="batch size of the resolution table")
-    g.add_argument("--warmup", type=int, default=1)
+    g.add_argument("--warmup", type=int, default=3,
+                   help="untimed steps first (the allocator's heap settles in a few: tools/benchmark.py tunes malloc "
+                        "as the launchers do, vssm.utils.allocator)")
     g.add_argument("--iters", type=int, default=3, help="timed iterations (the median is reported)")
     g.add_argument("--device", default="cpu")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -47,20 +49,80 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "--json for tools/model_zoo.py (batch --batch-size; use 1)")
     g.add_argument("--json", default=None, help="with --zoo: where to write the results (default: print only)")
     g.add_argument("--profile", action="store_true",
-                   help="only profile --model (and the first --compare model): share of time in GEMMs, the scan "
-                        "op, convolutions, copies and elementwise ops")
+                   help="only profile --model (and the first --compare model): share of time in GEMMs, dense and "
+                        "depthwise convolutions, the scan op, copies and elementwise ops")
     return parser
 
 
 #: Profiler op names by category; whatever is not listed is elementwise / reduction work (norms, activations, ...).
+#: Convolutions are dense (the stems and strided downsamplers, which oneDNN runs as GEMM-shaped compute) unless they
+#: run inside a depthwise conv module (one input channel per group: memory-bound, VMamba's 3x3 mixer conv), forward
+#: or backward (see profile_breakdown).
 PROFILE_CATEGORIES = {
     "GEMM": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"),
+    "dense conv": ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d",
+                   "aten::_nnpack_spatial_convolution", "aten::convolution_backward", "aten::_convolution"),
+    "depthwise conv": (),  # the convolutions above, run by a depthwise conv module
     "scan op": ("vssm::",),
-    "conv": ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d",
-             "aten::_nnpack_spatial_convolution", "aten::convolution_backward", "aten::_convolution"),
     "copies": ("aten::copy_", "aten::clone", "aten::contiguous", "aten::cat", "aten::index", "aten::gather",
                "aten::index_add_", "aten::scatter_add_", "aten::constant_pad_nd", "aten::fill_", "aten::zero_"),
 }
+#: GEMM-shaped compute: the rest of a step is what the profile calls "non-GEMM"
+COMPUTE_CATEGORIES = ("GEMM", "dense conv")
+_DEPTHWISE_RANGE = "vssm.bench.depthwise_conv"
+
+
+def _mark_depthwise_convs(model: Any) -> List[Any]:
+    """Wraps the forward of every depthwise conv module of ``model`` in a profiler range (hook handles returned).
+
+    Shapes recorded by the profiler would tell the convolutions apart too, but recording them allocates beside
+    every op and keeps glibc's heap from settling: the step's large tensors then fault in fresh pages each time
+    (measured: 25-42k page faults per VMamba-T step with ``record_shapes``, 1 without).
+    """
+    import torch
+    import torch.nn as nn
+
+    def enter(module, args):
+        module._vssm_bench_range = torch.profiler.record_function(_DEPTHWISE_RANGE)
+        module._vssm_bench_range.__enter__()
+
+    def leave(module, args, out):
+        module._vssm_bench_range.__exit__(None, None, None)
+
+    handles = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and m.weight.shape[1] == 1:
+            handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
+    return handles
+
+
+def _categorise(events: Sequence[Any]) -> Dict[str, float]:
+    """Self CPU time per category of a profile's events. A forward convolution is depthwise when it runs inside a
+    depthwise range; a backward one when its autograd node (``ConvolutionBackward*``) has the sequence number of
+    such a forward convolution."""
+    def ancestors(ev):
+        p = ev.cpu_parent
+        while p is not None:
+            yield p
+            p = p.cpu_parent
+
+    depthwise_seq = {ev.sequence_nr for ev in events if ev.name == "aten::convolution" and ev.sequence_nr >= 0
+                     and any(a.name == _DEPTHWISE_RANGE for a in ancestors(ev))}
+    totals = {k: 0.0 for k in PROFILE_CATEGORIES}
+    totals["elementwise"] = 0.0
+    for ev in events:
+        if ev.name.startswith(("ProfilerStep", "autograd::engine", "[memory]")) or ev.name == _DEPTHWISE_RANGE:
+            continue
+        cat = next((c for c, names in PROFILE_CATEGORIES.items() if names and ev.name.startswith(names)),
+                   "elementwise")
+        if cat == "dense conv":
+            for a in ancestors(ev):
+                if a.name == _DEPTHWISE_RANGE or (a.name.startswith("ConvolutionBackward")
+                                                  and a.sequence_nr in depthwise_seq):
+                    cat = "depthwise conv"
+                    break
+        totals[cat] += ev.self_cpu_time_total
+    return totals
 
 
 def _step_fn(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool) -> Callable[[], None]:
@@ -83,23 +145,23 @@ def _step_fn(model: Any, batch: int, size: Tuple[int, int], device: str, train: 
 
 
 def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str, train: bool = False,
-                      iters: int = 2) -> Dict[str, float]:
+                      iters: int = 2, warmup: int = 3) -> Dict[str, float]:
     """Share of self CPU time per category (PROFILE_CATEGORIES, 'elementwise' for the rest) over ``iters`` steps
-    after one warm-up, as fractions summing to 1, plus ``ms`` per step."""
+    after ``warmup`` untimed ones, as fractions summing to 1, plus ``ms`` per step."""
     from torch.profiler import ProfilerActivity, profile
 
     step = _step_fn(model, batch, size, device, train)
-    step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(iters):
+    handles = _mark_depthwise_convs(model)
+    try:
+        for _ in range(warmup):
             step()
-    totals = {k: 0.0 for k in PROFILE_CATEGORIES}
-    totals["elementwise"] = 0.0
-    for ev in prof.key_averages():
-        cat = next((c for c, names in PROFILE_CATEGORIES.items() if ev.key.startswith(names)), "elementwise")
-        if ev.key.startswith(("ProfilerStep", "autograd::engine", "[memory]")):
-            continue
-        totals[cat] += ev.self_cpu_time_total
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(iters):
+                step()
+    finally:
+        for h in handles:
+            h.remove()
+    totals = _categorise(prof.events())
     whole = sum(totals.values()) or 1.0
     out = {k: v / whole for k, v in totals.items()}
     out["ms"] = whole / 1e3 / iters
@@ -122,11 +184,11 @@ def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
     rows, results = [], {}
     for name in names:
         r = profile_breakdown(_create(name), args.batch_size, (args.img_size, args.img_size), args.device,
-                              args.train)
+                              args.train, iters=max(2, args.iters), warmup=args.warmup)
         results[name] = r
         rows.append([name, f"{r['ms']:.0f}"] + [f"{100 * r[c]:.1f} %" for c in cats] +
-                    [f"{100 * (1 - r['GEMM']):.1f} %"])
-    print(_table(["model", "ms per step"] + cats + ["non-GEMM"], rows))
+                    [f"{100 * (1 - sum(r[c] for c in COMPUTE_CATEGORIES)):.1f} %"])
+    print(_table(["model", "ms per step"] + cats + ["non-GEMM (not GEMM or dense conv)"], rows))
     return results
 
 
@@ -340,6 +402,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: List[str] | None = None) -> None:
     args = add_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0])).parse_args(argv)
+    from vssm.utils.allocator import tune_cpu_allocator
+
+    tune_cpu_allocator()
     (run_profile if args.profile else run_zoo if args.zoo else run)(args)
 
 

@@ -60,6 +60,9 @@ def build_config(args: argparse.Namespace):
 
 def main(argv: List[str] | None = None) -> int:
     args = parse_args(argv)
+    from vssm.utils.allocator import tune_cpu_allocator
+
+    tune_cpu_allocator()
     for what, path in (("config", args.config), ("checkpoint", args.checkpoint)):  # before the heavy imports
         if not osp.isfile(path):
             return _fail(FileNotFoundError(f"{what} {path!r} does not exist"))

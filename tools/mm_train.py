@@ -75,6 +75,9 @@ def build_config(args: argparse.Namespace):
 
 def main(argv: List[str] | None = None) -> int:
     args = parse_args(argv)
+    from vssm.utils.allocator import tune_cpu_allocator
+
+    tune_cpu_allocator()
     if not osp.isfile(args.config):  # before the heavy imports
         return _fail(FileNotFoundError(f"config {args.config!r} does not exist"))
     import pickle

@@ -99,6 +99,7 @@ from vssm.train import (
     save_epoch,
     train_one_epoch,
 )
+from vssm.utils.allocator import tune_cpu_allocator
 
 # The recipe of the embedded demo: the defaults when no --data-dir / --dataset is given (the parser's own defaults
 # are timm's): the 0.7M-parameter vmamba_micro at 32 px, 18 epochs of 3200 images (lr 4e-3 at batch 64, no label
@@ -351,6 +352,7 @@ def run_dir_for(args: argparse.Namespace, info: DistInfo) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """A training run: arguments, ranks, data, model, optimisation, resume, the epochs, the final report."""
     args, resume_ckpt = parse_args(argv)
+    tune_cpu_allocator()
     info = init_distributed(args.device, args.dist_backend)
     log = Logger(info)
     random_seed(args.seed, info.rank)

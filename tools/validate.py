@@ -40,6 +40,7 @@ from vssm.train import (
     parse_with_config,
     run_cli,
 )
+from vssm.utils.allocator import tune_cpu_allocator
 
 _DATA_KEYS = ("img_size", "input_size", "crop_pct", "mean", "std", "interpolation")
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_with_config(build_parser(), argv)
+    tune_cpu_allocator()
     if args.batch_size < 1:
         raise UsageError(f"-b/--batch-size {args.batch_size}: must be at least 1")
     if args.workers < 0:

@@ -51,7 +51,18 @@ def test_vmamba_breakdown_adds_up_and_sees_the_op(bench_models, train):
     r = bench_models.profile_breakdown(timm.create_model("test_vmamba"), 2, (64, 64), "cpu", train=train)
     shares = [r[c] for c in list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]]
     assert sum(shares) == pytest.approx(1.0) and all(s >= 0 for s in shares)
-    assert r["scan op"] > 0 and r["GEMM"] > 0 and r["conv"] > 0 and r["ms"] > 0
+    assert r["scan op"] > 0 and r["GEMM"] > 0 and r["dense conv"] > 0 and r["depthwise conv"] > 0 and r["ms"] > 0
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_convolutions_split_by_their_weight(bench_models, train):
+    """A 3x3 conv with one input channel per group is depthwise, any other dense, forward and backward."""
+    depthwise = nn.Conv2d(3, 3, 3, padding=1, groups=3)
+    dense = nn.Conv2d(3, 3, 3, padding=1)
+    r = bench_models.profile_breakdown(depthwise, 4, (64, 64), "cpu", train=train)
+    assert r["depthwise conv"] > 0.3 and r["dense conv"] == 0, r
+    r = bench_models.profile_breakdown(dense, 4, (64, 64), "cpu", train=train)
+    assert r["dense conv"] > 0.3 and r["depthwise conv"] == 0, r
 
 
 def test_kernel_lowrank_row_compares_equal_computations():
