@@ -7,8 +7,9 @@ reads one contiguous channel-last row at the flat position ``order[k, t]``: the 
 gathered or permuted in memory.
 
 Every inner loop runs over the contiguous channels of one step and vectorises (AVX2: 8 channels per instruction):
-the softplus of the step size and the decay ``exp(dt * A)`` use fp32 row helpers written for that (numba's
-``math.exp`` / ``math.log1p`` are scalar libm calls, and were most of the time), and channel indices are unsigned so
+the softplus of the step size and the decay ``exp(dt * A)`` are fp32 scalar helpers of plain arithmetic, selects and
+a bit cast, inlined into the loops (numba's ``math.exp`` / ``math.log1p`` are scalar libm calls, and were most of the
+time), so a step's softplus, decay and state update are one pass over its channels; channel indices are unsigned so
 that numba's negative-index wrap-around does not block vectorisation. fp64 inputs (gradcheck) use libm.
 
 Why numba rather than a vectorised chunked scan in torch: a scan is a sequential recurrence per channel, so torch
@@ -18,7 +19,8 @@ state in cache. ``tools/benchmark.py kernel`` measures the difference.
 
 The backward follows the design's checkpoint rule: the forward keeps the state at the start of every chunk of
 ``CHUNK`` steps (``(Bt, K, n_chunks, N, Du)``, never the full ``(.., L, N)`` states) and the backward recomputes the
-states of one chunk at a time, then walks it in reverse.
+states of one chunk at a time, keeping each step's step size, softplus derivative and decays, then walks it in
+reverse without recomputing them.
 
 All math runs in the dtype of the arrays handed in: fp32 for fp32/fp16/bf16 inputs (converted by the caller), fp64
 for fp64 inputs (used by gradcheck).
@@ -55,21 +57,38 @@ def _require_numba() -> None:
 
 
 if numba is not None:
-    from numba.extending import overload
+    from llvmlite import ir as llvm_ir
+    from numba.extending import intrinsic, overload
 
     _cache = os.environ.get("VSSM_NUMBA_CACHE", "1") != "0"
     _FAST = {"contract"}
     _FAST_REDUCE = {"contract", "reassoc"}  # the backward's sums over channels vectorise only with reassociation
 
-    # Row helpers: one step's channels at a time, in loops of plain arithmetic, selects and int <-> float bit views
-    # that LLVM vectorises (numba's math.exp / math.log1p are scalar libm calls, 5-10x slower per element, and
-    # they were most of the kernels' time). fp32 gets the vectorised versions; fp64 (used by gradcheck) keeps libm.
+    # Scalar helpers, inlined into the kernels' channel loops, which LLVM then vectorises: plain arithmetic, selects
+    # and an int -> float bit cast (numba's math.exp / math.log1p are scalar libm calls, 5-10x slower per element,
+    # and they were most of the kernels' time). Being scalars, they fuse with the rest of a step's arithmetic into
+    # one pass over the channels. fp32 gets the vectorised versions; fp64 (used by gradcheck) keeps libm.
 
-    def _exp_row(x, out, bits, scale):  # out = exp(x); bits: int32 scratch, scale: the same memory seen as fp32
+    def _exp(x):  # exp(x)
         raise NotImplementedError  # only called from numba code, where the overload below is used
 
-    def _softplus_row(x, out, e, bits, scale):  # out = softplus(x) (threshold 20); e = exp(-|x|)
+    def _softplus(x):  # softplus(x), threshold 20
         raise NotImplementedError
+
+    def _softplus_grad(x):  # (softplus(x), its derivative sigmoid(x)), threshold 20
+        raise NotImplementedError
+
+    @intrinsic
+    def _f32_from_bits(typingctx, bits):
+        """The float32 whose bit pattern is the low 32 bits of the integer ``bits`` (LLVM ``trunc`` + ``bitcast``;
+        numba widens int32 arithmetic to int64)."""
+        if not (isinstance(bits, numba.types.Integer) and bits.bitwidth >= 32):
+            return None
+
+        def codegen(context, builder, signature, args):
+            low = args[0] if bits.bitwidth == 32 else builder.trunc(args[0], llvm_ir.IntType(32))
+            return builder.bitcast(low, llvm_ir.FloatType())
+        return numba.types.float32(bits), codegen
 
     # Constants of the fp32 exp: Cody-Waite range reduction x = k ln2 + r, |r| <= ln2 / 2, Taylor polynomial of
     # degree 7 in r, 2^(k-1) from the exponent bits: relative error below 1e-7 on [-86.6, 88.72]. Below -86.6 the
@@ -90,57 +109,58 @@ if numba is not None:
     # truncated after j = 6 (relative error below 2e-8)
     _Q = tuple(np.float32(1.0 / (2 * j + 1)) for j in range(1, 7))
 
-    @overload(_exp_row, jit_options={"fastmath": _FAST})
-    def _exp_row_impl(x, out, bits, scale):
-        if x.dtype == numba.types.float32:
+    @overload(_exp, jit_options={"fastmath": _FAST}, inline="always")
+    def _exp_impl(x):
+        if x == numba.types.float32:
             c2, c3, c4, c5, c6, c7 = _P
 
-            def fast(x, out, bits, scale):
-                n = x.shape[0]
-                for i in range(n):
-                    v = min(max(x[i], _X_LO), _X_HI)
-                    k = np.floor(v * _LOG2E + _HALF)
-                    r = v - k * _LN2_HI
-                    r = r - k * _LN2_LO
-                    out[i] = _ONE + r * (_ONE + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
-                    bits[i] = (np.int32(k) + np.int32(126)) << np.int32(23)  # 2^(k-1): k = 128 stays finite
-                for i in range(n):
-                    xi = x[i]
-                    e = out[i] * scale[i] * _TWO
-                    e = _ZERO if xi < _X_LO else e
-                    e = _INF if xi > _X_HI else e
-                    out[i] = xi if xi != xi else e  # NaN in, NaN out
+            def fast(x):
+                v = min(max(x, _X_LO), _X_HI)
+                k = np.floor(v * _LOG2E + _HALF)
+                r = v - k * _LN2_HI
+                r = r - k * _LN2_LO
+                p = _ONE + r * (_ONE + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
+                e = p * _f32_from_bits((np.int32(k) + np.int32(126)) << np.int32(23)) * _TWO  # 2^(k-1): k = 128 ok
+                e = _ZERO if x < _X_LO else e
+                e = _INF if x > _X_HI else e
+                return x if x != x else e  # NaN in, NaN out
             return fast
 
-        def libm(x, out, bits, scale):
-            for i in range(x.shape[0]):
-                out[i] = math.exp(x[i])
+        def libm(x):
+            return math.exp(x)
         return libm
 
-    @overload(_softplus_row, jit_options={"fastmath": _FAST})
-    def _softplus_row_impl(x, out, e, bits, scale):
-        if x.dtype == numba.types.float32:
-            q1, q2, q3, q4, q5, q6 = _Q
-
-            def fast(x, out, e, bits, scale):
-                n = x.shape[0]
-                for i in range(n):
-                    out[i] = -abs(x[i])
-                _exp_row(out, e, bits, scale)
-                for i in range(n):
-                    xi = x[i]
-                    s = e[i] / (_TWO + e[i])
-                    s2 = s * s
-                    lg = _TWO * s * (_ONE + s2 * (q1 + s2 * (q2 + s2 * (q3 + s2 * (q4 + s2 * (q5 + s2 * q6))))))
-                    v = max(xi, _ZERO) + lg
-                    out[i] = xi if xi > _TWENTY else v
+    @overload(_softplus, jit_options={"fastmath": _FAST}, inline="always")
+    def _softplus_impl(x):
+        if x == numba.types.float32:
+            def fast(x):
+                return _softplus_grad(x)[0]
             return fast
 
-        def libm(x, out, e, bits, scale):
-            for i in range(x.shape[0]):
-                xi = x[i]
-                e[i] = math.exp(-abs(xi))
-                out[i] = xi if xi > 20.0 else math.log1p(math.exp(xi))
+        def libm(x):
+            return x if x > 20.0 else math.log1p(math.exp(x))
+        return libm
+
+    @overload(_softplus_grad, jit_options={"fastmath": _FAST}, inline="always")
+    def _softplus_grad_impl(x):
+        if x == numba.types.float32:
+            q1, q2, q3, q4, q5, q6 = _Q
+
+            def fast(x):
+                e = _exp(-abs(x))
+                s = e / (_TWO + e)
+                s2 = s * s
+                lg = _TWO * s * (_ONE + s2 * (q1 + s2 * (q2 + s2 * (q3 + s2 * (q4 + s2 * (q5 + s2 * q6))))))
+                sg = e / (_ONE + e) if x < _ZERO else _ONE / (_ONE + e)
+                big = x > _TWENTY
+                return (x if big else max(x, _ZERO) + lg), (_ONE if big else sg)
+            return fast
+
+        def libm(x):
+            e = math.exp(-abs(x))
+            sg = e / (1.0 + e) if x < 0.0 else 1.0 / (1.0 + e)
+            big = x > 20.0
+            return (x if big else math.log1p(math.exp(x))), (1.0 if big else sg)
         return libm
 
     # Layout inside a job: the state is (N, channels) so that every inner loop runs over contiguous channels.
@@ -152,12 +172,24 @@ if numba is not None:
         """raw = delta + bias at one step and channel block; with ``lowrank``, ``delta`` is the rank-R step size
         ``(Bt, L, K, R)`` and ``W`` the ``(K, R, Du)`` projection: raw = W_k^T dt + bias, formed here."""
         if lowrank:
+            # four ranks per pass over the channels: one load and store of raw per four multiply-adds (a pass per
+            # rank was bound by those stores)
+            R = W.shape[1]
+            r0 = R % 4
             for d in range(ndu):
                 raw[d] = bias[k, d0u + d]
-            for r in range(W.shape[1]):
+            for r in range(r0):
                 v = delta[b, p, k, r]
                 for d in range(ndu):
                     raw[d] += v * W[k, r, d0u + d]
+            for r in range(r0, R, 4):
+                v0 = delta[b, p, k, r]
+                v1 = delta[b, p, k, r + 1]
+                v2 = delta[b, p, k, r + 2]
+                v3 = delta[b, p, k, r + 3]
+                for d in range(ndu):
+                    raw[d] += (v0 * W[k, r, d0u + d] + v1 * W[k, r + 1, d0u + d]
+                               + v2 * W[k, r + 2, d0u + d] + v3 * W[k, r + 3, d0u + d])
         else:
             for d in range(ndu):
                 raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
@@ -183,10 +215,6 @@ if numba is not None:
             dts = np.empty(nd, dtype=y.dtype)
             dtu = np.empty(nd, dtype=y.dtype)
             acc = np.empty(nd, dtype=y.dtype)
-            xs = np.empty(nd, dtype=y.dtype)
-            ea = np.empty(nd, dtype=y.dtype)
-            bits = np.empty(nd, dtype=np.int32)
-            scale = bits.view(np.float32)
             for k in range(K):
                 ku = k if Ku > 1 else 0
                 kz = k if Kz > 1 else 0
@@ -200,22 +228,18 @@ if numba is not None:
                         continue
                     _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
                     if softplus:
-                        _softplus_row(raw, dts, ea, bits, scale)
-                    else:
                         for d in range(ndu):
-                            dts[d] = raw[d]
+                            raw[d] = _softplus(raw[d])
                     for d in range(ndu):
                         uu = u[b, p, ku, d0u + d]
-                        dtu[d] = dts[d] * uu
+                        dts[d] = raw[d]
+                        dtu[d] = raw[d] * uu
                         acc[d] = D[k, d0u + d] * uu
                     for n in range(N):
-                        for d in range(ndu):
-                            xs[d] = dts[d] * At[k, n, d0u + d]
-                        _exp_row(xs, ea, bits, scale)
                         Bn = B[b, p, k, n]
                         Cn = C[b, p, k, n]
                         for d in range(ndu):
-                            hv = ea[d] * h[n, d] + dtu[d] * Bn
+                            hv = _exp(dts[d] * At[k, n, d0u + d]) * h[n, d] + dtu[d] * Bn
                             h[n, d] = hv
                             acc[d] += hv * Cn
                     if has_z:
@@ -244,7 +268,6 @@ if numba is not None:
         bs = (Du + nblk - 1) // nblk
         n_chunks = (T + CHUNK - 1) // CHUNK
         one = zero + np.float32(1.0)  # constants in the compute dtype (a Python float would be float64)
-        twenty = zero + np.float32(20.0)
         for job in prange(Bt * nblk):
             b = job // nblk
             blk = job % nblk
@@ -253,20 +276,18 @@ if numba is not None:
             d0u = np.uint64(d0)
             ndu = np.uint64(nd)
             hs = np.zeros((CHUNK + 1, N, nd), dtype=du.dtype)  # hs[0] = state before the chunk
+            decay = np.zeros((CHUNK, N, nd), dtype=du.dtype)  # exp(dt A) of the chunk's steps
+            dtc = np.zeros((CHUNK, nd), dtype=du.dtype)  # their step size dt = softplus(raw)
+            dsp = np.zeros((CHUNK, nd), dtype=du.dtype)  # and d dt / d raw
             draws = np.zeros((CHUNK if lowrank else 1, nd), dtype=du.dtype)  # d(raw) of the chunk's steps
             g = np.zeros((N, nd), dtype=du.dtype)
             a_next = np.zeros((N, nd), dtype=du.dtype)
             raw = np.empty(nd, dtype=du.dtype)
-            dts = np.empty(nd, dtype=du.dtype)
             us = np.empty(nd, dtype=du.dtype)
             dtu = np.empty(nd, dtype=du.dtype)
             dys = np.empty(nd, dtype=du.dtype)
             dtacc = np.empty(nd, dtype=du.dtype)
             duu = np.empty(nd, dtype=du.dtype)
-            xs = np.empty(nd, dtype=du.dtype)
-            ea = np.empty(nd, dtype=du.dtype)
-            bits = np.empty(nd, dtype=np.int32)
-            scale = bits.view(np.float32)
             for k in range(K):
                 ku = k if Ku > 1 else 0
                 kz = k if Kz > 1 else 0
@@ -276,7 +297,7 @@ if numba is not None:
                 for c in range(n_chunks - 1, -1, -1):
                     t0 = c * CHUNK
                     t1 = min(t0 + CHUNK, T)
-                    # recompute the chunk's states from its checkpoint
+                    # recompute the chunk's states from its checkpoint, keeping each step's dt and decays
                     hs[0] = ckpt[b, k, c, :, d0:d0 + nd]
                     for t in range(t0, t1):
                         i = t - t0
@@ -286,39 +307,29 @@ if numba is not None:
                             continue
                         _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
                         if softplus:
-                            _softplus_row(raw, dts, ea, bits, scale)
+                            for d in range(ndu):
+                                sp, sg = _softplus_grad(raw[d])
+                                dtc[i, d] = sp
+                                dsp[i, d] = sg
                         else:
                             for d in range(ndu):
-                                dts[d] = raw[d]
+                                dtc[i, d] = raw[d]
+                                dsp[i, d] = one
                         for d in range(ndu):
-                            dtu[d] = dts[d] * u[b, p, ku, d0u + d]
+                            dtu[d] = dtc[i, d] * u[b, p, ku, d0u + d]
                         for n in range(N):
-                            for d in range(ndu):
-                                xs[d] = dts[d] * At[k, n, d0u + d]
-                            _exp_row(xs, ea, bits, scale)
                             Bn = B[b, p, k, n]
                             for d in range(ndu):
-                                hs[i + 1, n, d] = ea[d] * hs[i, n, d] + dtu[d] * Bn
+                                a = _exp(dtc[i, d] * At[k, n, d0u + d])
+                                decay[i, n, d] = a
+                                hs[i + 1, n, d] = a * hs[i, n, d] + dtu[d] * Bn
                     # walk the chunk in reverse
                     for t in range(t1 - 1, t0 - 1, -1):
                         i = t - t0
                         p = order[k, t]
                         if p < 0:
                             continue
-                        _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
-                        if softplus:
-                            # dts = softplus(raw); dtacc holds exp(-|raw|) until the sigmoid below
-                            _softplus_row(raw, dts, dtacc, bits, scale)
-                            for d in range(ndu):
-                                e = dtacc[d]
-                                sg = e / (one + e) if raw[d] < zero else one / (one + e)
-                                duu[d] = one if raw[d] > twenty else sg  # d softplus / d raw, kept in duu a moment
-                        else:
-                            for d in range(ndu):
-                                dts[d] = raw[d]
-                                duu[d] = one
                         for d in range(ndu):
-                            raw[d] = duu[d]  # raw now holds the softplus' derivative
                             us[d] = u[b, p, ku, d0u + d]
                             dys[d] = dout[b, p, ko, d0u + d]
                             dtacc[d] = 0.0
@@ -333,32 +344,30 @@ if numba is not None:
                             duu[d] = D[k, d0u + d] * dys[d]
                             dD[b, k, d0u + d] += dys[d] * us[d]
                         for n in range(N):
-                            for d in range(ndu):
-                                xs[d] = dts[d] * At[k, n, d0u + d]
-                            _exp_row(xs, ea, bits, scale)
                             Bn = B[b, p, k, n]
                             Cn = C[b, p, k, n]
                             dBacc = zero
                             dCacc = zero
                             for d in range(ndu):
                                 An = At[k, n, d0u + d]
-                                a = ea[d]
+                                a = decay[i, n, d]
+                                dt = dtc[i, d]
                                 gv = a_next[n, d] * g[n, d] + dys[d] * Cn
                                 g[n, d] = gv
                                 a_next[n, d] = a
                                 ah = a * hs[i, n, d]
                                 dtacc[d] += gv * (An * ah + us[d] * Bn)
-                                dA[b, k, n, d0u + d] += gv * dts[d] * ah
-                                dBacc += gv * dts[d] * us[d]
+                                dA[b, k, n, d0u + d] += gv * dt * ah
+                                dBacc += gv * dt * us[d]
                                 dCacc += dys[d] * hs[i + 1, n, d]
-                                duu[d] += gv * dts[d] * Bn
+                                duu[d] += gv * dt * Bn
                             dB[blk, b, p, k, n] += dBacc
                             dC[blk, b, p, k, n] += dCacc
                         for d in range(ndu):
+                            dtacc[d] *= dsp[i, d]  # d raw = d dt * softplus'(raw)
+                        for d in range(ndu):
                             du[b, p, ku, d0u + d] += duu[d]
-                            draw = dtacc[d] * raw[d]
-                            dtacc[d] = draw
-                            dbias[b, k, d0u + d] += draw
+                            dbias[b, k, d0u + d] += dtacc[d]
                         if lowrank:
                             for d in range(ndu):
                                 draws[i, d] = dtacc[d]
