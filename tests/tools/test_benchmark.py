@@ -39,8 +39,10 @@ class _Gemm(nn.Module):
 
 def test_categories_see_their_ops(bench_models):
     cats = list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]
-    copies = bench_models.profile_breakdown(_Copies(), 2, (64, 64), "cpu")
-    assert max(cats, key=copies.get) == "copies" and copies["copies"] > 0.5, copies
+    # 1.5 MiB maps: the copies' own work, not the per-op overhead around them, fills the step whatever state the
+    # process's allocator is in (a test run that has tuned malloc makes small copies nearly free)
+    copies = bench_models.profile_breakdown(_Copies(), 8, (128, 128), "cpu")
+    assert max(cats, key=copies.get) == "copies" and copies["copies"] > 0.5, f"{copies}"
     assert copies["GEMM"] == 0 and copies["scan op"] == 0
     gemm = bench_models.profile_breakdown(_Gemm(), 64, (64, 64), "cpu")
     assert max(cats, key=gemm.get) == "GEMM" and gemm["GEMM"] > 0.5, gemm
