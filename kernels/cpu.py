@@ -212,7 +212,6 @@ if numba is not None:
             ndu = np.uint64(nd)
             h = np.zeros((N, nd), dtype=y.dtype)
             raw = np.empty(nd, dtype=y.dtype)
-            dts = np.empty(nd, dtype=y.dtype)
             dtu = np.empty(nd, dtype=y.dtype)
             acc = np.empty(nd, dtype=y.dtype)
             for k in range(K):
@@ -230,16 +229,15 @@ if numba is not None:
                     if softplus:
                         for d in range(ndu):
                             raw[d] = _softplus(raw[d])
-                    for d in range(ndu):
+                    for d in range(ndu):  # raw now holds the step size dt
                         uu = u[b, p, ku, d0u + d]
-                        dts[d] = raw[d]
                         dtu[d] = raw[d] * uu
                         acc[d] = D[k, d0u + d] * uu
                     for n in range(N):
                         Bn = B[b, p, k, n]
                         Cn = C[b, p, k, n]
                         for d in range(ndu):
-                            hv = _exp(dts[d] * At[k, n, d0u + d]) * h[n, d] + dtu[d] * Bn
+                            hv = _exp(raw[d] * At[k, n, d0u + d]) * h[n, d] + dtu[d] * Bn
                             h[n, d] = hv
                             acc[d] += hv * Cn
                     if has_z:
