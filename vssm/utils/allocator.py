@@ -6,7 +6,7 @@ it trims freed memory at the top of its heap back to the system. Every large act
 starts as untouched pages, and the first operator to write it (a GELU, the bias copy inside ``addmm``, a norm) takes
 one page fault per 4 KiB. Measured on the project's 2-core machine: GELU over a fresh 37 MiB tensor 15.9 ms, 5.2 ms
 once malloc keeps its memory (3.9 ms into a preallocated output); VMamba-T's forward at batch 8, 224 px went from
-871 to 691 ms per step and Swin-T's from 779 to 689 (``tools/benchmark.py models --profile``, one run each).
+818 to 701 ms per step and Swin-T's from 713 to 645 (medians of 8 steps, the two models interleaved).
 
 What. :func:`tune_cpu_allocator` raises glibc's mmap threshold and trim threshold to 1 GiB and its top pad to
 64 MiB through ``mallopt`` (documented glibc parameters; the process keeps up to 1 GiB of freed memory for reuse,
