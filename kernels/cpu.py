@@ -9,7 +9,7 @@ gathered or permuted in memory.
 Every inner loop runs over the contiguous channels of one step and vectorises (AVX2: 8 channels per instruction):
 the softplus of the step size and the decay ``exp(dt * A)`` are fp32 scalar helpers of plain arithmetic, selects and
 a bit cast, inlined into the loops (numba's ``math.exp`` / ``math.log1p`` are scalar libm calls, and were most of the
-time), so a step's softplus, decay and state update are one pass over its channels; channel indices are unsigned so
+time), so the decay is computed inside each state's update pass, with no scratch rows; channel indices are unsigned so
 that numba's negative-index wrap-around does not block vectorisation. fp64 inputs (gradcheck) use libm.
 
 Why numba rather than a vectorised chunked scan in torch: a scan is a sequential recurrence per channel, so torch
