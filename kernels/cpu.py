@@ -212,6 +212,7 @@ if numba is not None:
             ndu = np.uint64(nd)
             h = np.zeros((N, nd), dtype=y.dtype)
             raw = np.empty(nd, dtype=y.dtype)
+            dts = np.empty(nd, dtype=y.dtype)
             dtu = np.empty(nd, dtype=y.dtype)
             acc = np.empty(nd, dtype=y.dtype)
             for k in range(K):
@@ -226,18 +227,23 @@ if numba is not None:
                     if p < 0:
                         continue
                     _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
+                    # the step size goes to its own row: written back over raw, the softplus's "x above 20 stays x"
+                    # select became a masked store (vmaskmovps), microcoded and slow on AMD cores
                     if softplus:
                         for d in range(ndu):
-                            raw[d] = _softplus(raw[d])
-                    for d in range(ndu):  # raw now holds the step size dt
+                            dts[d] = _softplus(raw[d])
+                    else:
+                        for d in range(ndu):
+                            dts[d] = raw[d]
+                    for d in range(ndu):
                         uu = u[b, p, ku, d0u + d]
-                        dtu[d] = raw[d] * uu
+                        dtu[d] = dts[d] * uu
                         acc[d] = D[k, d0u + d] * uu
                     for n in range(N):
                         Bn = B[b, p, k, n]
                         Cn = C[b, p, k, n]
                         for d in range(ndu):
-                            hv = _exp(raw[d] * At[k, n, d0u + d]) * h[n, d] + dtu[d] * Bn
+                            hv = _exp(dts[d] * At[k, n, d0u + d]) * h[n, d] + dtu[d] * Bn
                             h[n, d] = hv
                             acc[d] += hv * Cn
                     if has_z:
