@@ -21,6 +21,29 @@ def test_backend_info_names_the_choice_per_device():
     assert info["numba_cache_warm"] in (True, False, None)
 
 
+@pytest.mark.parametrize("flags, isa", [("fpu sse2 avx avx2 fma", "AVX2"), ("fpu avx2 avx512f avx512bw", "AVX-512"),
+                                        ("fp asimd evtstrm", "NEON"), ("fpu sse2", None)])
+def test_cpu_name_reads_model_and_vector_isa(tmp_path, flags, isa):
+    import os
+    import platform
+
+    info = tmp_path / "cpuinfo"
+    # two processors, as procfs lists them: the first one's fields are used
+    info.write_text(f"processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n\n"
+                    f"processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")
+    name = vssm.env.cpu_name(str(info))
+    parts = [platform.machine()] + ([isa] if isa else []) + [f"{os.cpu_count()} CPUs"]
+    assert name == f"Test CPU 9000 ({', '.join(parts)})"
+
+
+def test_cpu_name_without_cpuinfo_falls_back_to_platform(tmp_path):
+    import platform
+
+    name = vssm.env.cpu_name(str(tmp_path / "missing"))
+    assert name.startswith((platform.processor() or "unknown CPU") + " (" + platform.machine())
+    assert vssm.backend_info()["devices"][0]["name"] == vssm.env.cpu_name()
+
+
 def test_environment_variables_are_reported(monkeypatch):
     monkeypatch.setenv("VSSM_BACKEND", "torch")
     info = vssm.backend_info()

@@ -179,7 +179,7 @@ def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
     names = [args.model] + list(args.compare[:1])
     print(f"profile: {'forward + backward' if args.train else 'forward'}, batch {args.batch_size}, "
           f"{args.img_size}x{args.img_size}, fp32, {args.device}, torch threads {torch.get_num_threads()}, "
-          f"load average {_loadavg()}; share of self CPU time\n")
+          f"{_cpu(args.device)}load average {_loadavg()}; share of self CPU time\n")
     cats = list(PROFILE_CATEGORIES) + ["elementwise"]
     rows, results = [], {}
     for name in names:
@@ -196,17 +196,17 @@ def run_zoo(args: argparse.Namespace) -> Dict[str, Any]:
     """``--zoo``: img/s and peak memory of each model of the model zoo at its cfg's input size; one table, and the
     JSON that ``tools/model_zoo.py --bench`` writes into README.md."""
     import json
-    import platform
 
     import timm
     import torch
 
     import vssm  # noqa: F401
+    from vssm.env import cpu_name
     from vssm.zoo import releases
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    meta = dict(device=args.device, machine=f"{platform.machine()}, {os.cpu_count()} CPUs", torch=torch.__version__,
+    meta = dict(device=args.device, machine=cpu_name(), torch=torch.__version__,
                 threads=torch.get_num_threads(), batch=args.batch_size, warmup=args.warmup, iters=args.iters,
                 train=args.train, date=time.strftime("%Y-%m-%d"), load=_loadavg())
     print(f"model zoo: {'train' if args.train else 'inference'}, batch {args.batch_size}, fp32, {args.device}, "
@@ -310,6 +310,13 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     return {"img_s": batch / median, "img_s_best": batch / times[0], "peak_mib": peak / 2 ** 20}
 
 
+def _cpu(device: str) -> str:
+    """The CPU's name for a CPU run's header (CPU figures move with the CPU), else nothing."""
+    from vssm.env import cpu_name
+
+    return f"{cpu_name()}, " if device == "cpu" else ""
+
+
 def _loadavg() -> str:
     try:
         return " ".join(f"{v:.1f}" for v in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
@@ -359,7 +366,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     backend = default_backend(torch.device(args.device))
     print(f"device {args.device}, selective-scan backend {backend} (available: {', '.join(available_backends())}), "
           f"torch threads {torch.get_num_threads()}, batch {args.batch_size}, {args.img_size}x{args.img_size}, "
-          f"fp32, {'train' if args.train else 'inference'}, load average {_loadavg()}\n")
+          f"fp32, {'train' if args.train else 'inference'}, {_cpu(args.device)}load average {_loadavg()}\n")
     results: Dict[str, Any] = {"scans": [], "resolution": []}
     rows = []
     for scan in _scan_names(args.scans):

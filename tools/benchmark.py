@@ -13,13 +13,19 @@ with N=1 (VMamba v2) and N=16 (v0 / Mamba), u shared by the paths and merge='sum
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from typing import Callable, List
 
 import torch
 
 STAGES = [(96, 3136), (192, 784), (384, 196), (768, 49)]
+
+
+def cpu_name() -> str:
+    """The CPU's model and vector ISA for the tables' headers (CPU figures move with the CPU)."""
+    from vssm.env import cpu_name as name
+
+    return name()
 
 
 def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1,
@@ -165,7 +171,7 @@ def bench_kernel_cpu(args) -> None:
         bench_portable(args)
         return
     Bt, K = 8, 4
-    print(f"## selective scan, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads,"
+    print(f"## selective scan, CPU ({cpu_name()}, {torch.get_num_threads()} threads,"
           f" torch {torch.__version__}); Bt={Bt} K={K} merge='sum', fp32; times are medians")
     rows = []
     for N in (1, 16):
@@ -309,7 +315,7 @@ def bench_scans(args) -> None:
         order = sc.orders(1024, 1024)
         dt = time.perf_counter() - t0
         rows.append([name, f"{order.shape[0]}", f"{dt * 1e3:.0f}"])
-    print(f"## scan order generation, 1024x1024, uncached, {platform.machine()}")
+    print(f"## scan order generation, 1024x1024, uncached, {cpu_name()}")
     print(table(rows, ["scan", "K", "ms"]))
 
 
@@ -392,7 +398,7 @@ def bench_deploy(args) -> None:
 
     import vssm  # noqa: F401
 
-    print(f"## eager vs onnxruntime, CPU ({platform.machine()}, {torch.get_num_threads()} torch threads, onnxruntime "
+    print(f"## eager vs onnxruntime, CPU ({cpu_name()}, {torch.get_num_threads()} torch threads, onnxruntime "
           f"{ort.__version__}); batch {args.batch_size}, fp32, median of {args.repeat}\n")
     rows = []
     for name in args.models:

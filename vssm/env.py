@@ -4,6 +4,10 @@ For each device torch can use here (CPU, each CUDA device, MPS), the selective-s
 would pick and why; the versions of torch, triton, numba, timm, onnxruntime and the OpenMMLab stack; whether the
 numba kernels are already compiled in numba's on-disk cache (the first CPU call compiles them otherwise, about a
 minute); and the environment variables that change the choice (``VSSM_BACKEND``, ``VSSM_STRICT_BACKEND``).
+
+``cpu_name()`` names the CPU and its vector instruction set; the benchmarks print it in their headers, because CPU
+figures (and the ratios between models) move with the CPU: the same commit measured 0.97x Swin-T's inference
+speed on one 2-core cloud machine and 0.83x on another (an AMD EPYC).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-__all__ = ["backend_info", "format_info"]
+__all__ = ["backend_info", "cpu_name", "format_info"]
 
 _PACKAGES = ("torch", "triton", "numba", "timm", "onnxruntime", "onnxscript", "mmengine", "mmcv", "mmdet",
              "mmseg")
@@ -26,6 +30,27 @@ def _version(name: str) -> Optional[str]:
     except ImportError:
         return None
     return getattr(module, "__version__", "unknown")
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model and vector ISA, e.g. ``'AMD EPYC (x86_64, AVX2, 2 CPUs)'``: from ``cpuinfo`` (Linux's
+    ``/proc/cpuinfo``) where it can be read, else ``platform.processor()``."""
+    model, flags = None, set()
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if model is None and key in ("model name", "Model", "cpu model") and value.strip():
+                    model = value.strip()
+                elif not flags and key in ("flags", "Features"):
+                    flags = set(value.split())
+    except OSError:  # not Linux, or no procfs: the platform's own name
+        pass
+    model = model or platform.processor() or "unknown CPU"
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags
+           else "NEON" if "asimd" in flags else None)
+    return f"{model} ({', '.join([platform.machine()] + ([isa] if isa else []) + [f'{os.cpu_count()} CPUs'])})"
 
 
 def _numba_cache_warm() -> Optional[bool]:
@@ -77,7 +102,8 @@ def backend_info() -> Dict[str, Any]:
                 why = _why(kind, backend)
             except (RuntimeError, ValueError) as e:  # strict mode or a bad VSSM_BACKEND: say so
                 backend, why = None, str(e)
-        name = torch.cuda.get_device_name(torch.device(dev)) if kind == "cuda" else platform.processor() or kind
+        name = (torch.cuda.get_device_name(torch.device(dev)) if kind == "cuda" else cpu_name() if kind == "cpu"
+                else kind)
         rows.append(dict(device=dev, name=name, backend=backend, why=why))
     return dict(
         devices=rows,
