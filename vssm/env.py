@@ -6,8 +6,8 @@ numba kernels are already compiled in numba's on-disk cache (the first CPU call 
 minute); and the environment variables that change the choice (``VSSM_BACKEND``, ``VSSM_STRICT_BACKEND``).
 
 ``cpu_name()`` names the CPU and its vector instruction set; the benchmarks print it in their headers, because CPU
-figures (and the ratios between models) move with the CPU: the same commit measured 0.97x Swin-T's inference
-speed on one 2-core cloud machine and 0.83x on another (an AMD EPYC).
+figures (and the ratios between models) move with the CPU: VMamba-T's inference speed measured 0.97x Swin-T's on
+one 2-core cloud machine and 0.72-0.86x on another (an AMD EPYC, AVX2) two days later, with the same model code.
 """
 from __future__ import annotations
 
