@@ -8,6 +8,10 @@ Prints markdown tables:
    resolution (default: batch 8, 224x224, fp32, inference);
 2. throughput and peak memory against resolution (default 224 -> 1024) for ``--model`` and the same models.
 
+``--versus MODEL`` instead times ``--model`` and MODEL head to head, their steps interleaved, and prints the speed
+ratio with its spread over the rounds (the way to read a ratio off a shared, noisy machine); ``--profile`` prints the
+share of each op category.
+
 Used as ``python tools/benchmark.py models`` (``add_args`` / ``run``) or on its own. Peak memory is the CUDA
 allocator's peak on GPU, and on CPU the peak resident-set growth of the process while the model runs (sampled).
 """
@@ -48,6 +52,10 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="time every model of the model zoo (vssm.zoo) at its pretrained cfg's input size and write "
                         "--json for tools/model_zoo.py (batch --batch-size; use 1)")
     g.add_argument("--json", default=None, help="with --zoo: where to write the results (default: print only)")
+    g.add_argument("--versus", default=None, metavar="MODEL",
+                   help="only time --model against MODEL head to head: their steps alternate (A B B A ...) in "
+                        "one process, so both see the same machine; prints the speed ratio "
+                        "(e.g. swin_tiny_patch4_window7_224)")
     g.add_argument("--profile", action="store_true",
                    help="only profile --model (and the first --compare model): share of time in GEMMs, dense and "
                         "depthwise convolutions, the scan op, copies and elementwise ops")
@@ -310,6 +318,56 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
     return {"img_s": batch / median, "img_s_best": batch / times[0], "peak_mib": peak / 2 ** 20}
 
 
+def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], device: str, warmup: int,
+                 iters: int, train: bool = False) -> Dict[str, float]:
+    """Times two models' steps interleaved, A B B A A B ..., so that a shared machine's slow spells fall on both
+    alike (timing one model after the other let VMamba-T's ratio to Swin-T swing 0.72-0.86x between two runs on
+    one machine). A round is one step of each; its ratio is B's step time over A's (A's speed relative to B's).
+    Returns each model's median step time (``ms_a``, ``ms_b``), the median of the rounds' ratios (``ratio``) and
+    their 25th and 75th percentiles (``ratio_lo`` / ``ratio_hi``)."""
+    import torch
+
+    steps = (_step_fn(model_a, batch, size, device, train), _step_fn(model_b, batch, size, device, train))
+    cuda = device.startswith("cuda")
+    for _ in range(warmup):
+        for step in steps:
+            step()
+    times: Tuple[List[float], List[float]] = ([], [])
+    for i in range(iters):
+        for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            steps[j]()
+            if cuda:
+                torch.cuda.synchronize()
+            times[j].append(time.perf_counter() - t0)
+    per_round = sorted(b / a for a, b in zip(*times))
+    med_a, med_b = (sorted(t)[len(t) // 2] for t in times)
+    q = lambda f: per_round[min(len(per_round) - 1, int(f * len(per_round)))]  # noqa: E731
+    return {"ms_a": 1e3 * med_a, "ms_b": 1e3 * med_b, "ratio": q(0.5), "ratio_lo": q(0.25),
+            "ratio_hi": q(0.75)}
+
+
+def run_versus(args: argparse.Namespace) -> Dict[str, Any]:
+    """``--versus``: ``--model`` against one other model, interleaved (:func:`head_to_head`); one table row."""
+    import torch
+
+    import vssm  # noqa: F401
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = (args.img_size, args.img_size)
+    print(f"head to head: {'train' if args.train else 'inference'}, batch {args.batch_size}, {args.img_size}x"
+          f"{args.img_size}, fp32, {args.device}, torch threads {torch.get_num_threads()}, {_cpu(args.device)}"
+          f"{args.iters} rounds, load average {_loadavg()}\n")
+    r = head_to_head(_create(args.model), _create(args.versus), args.batch_size, size, args.device, args.warmup,
+                     args.iters, args.train)
+    print(_table(["model", "ms per step", "versus", "ms per step", "speed ratio (median round)",
+                  "middle half of rounds"],
+                 [[args.model, f"{r['ms_a']:.1f}", args.versus, f"{r['ms_b']:.1f}", f"{r['ratio']:.2f}x",
+                   f"{r['ratio_lo']:.2f}-{r['ratio_hi']:.2f}x"]]))
+    return r
+
+
 def _cpu(device: str) -> str:
     """The CPU's name for a CPU run's header (CPU figures move with the CPU), else nothing."""
     from vssm.env import cpu_name
@@ -412,7 +470,7 @@ def main(argv: List[str] | None = None) -> None:
     from vssm.utils.allocator import tune_cpu_allocator
 
     tune_cpu_allocator()
-    (run_profile if args.profile else run_zoo if args.zoo else run)(args)
+    (run_profile if args.profile else run_zoo if args.zoo else run_versus if args.versus else run)(args)
 
 
 if __name__ == "__main__":

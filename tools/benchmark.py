@@ -471,7 +471,8 @@ def main(argv=None) -> None:
     else:
         if bench_models is None:
             parser.error("models: tools/bench_models.py is missing")
-        (bench_models.run_profile if args.profile else bench_models.run_zoo if args.zoo else bench_models.run)(args)
+        (bench_models.run_profile if args.profile else bench_models.run_zoo if args.zoo
+         else bench_models.run_versus if args.versus else bench_models.run)(args)
 
 
 if __name__ == "__main__":

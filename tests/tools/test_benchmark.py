@@ -67,6 +67,47 @@ def test_convolutions_split_by_their_weight(bench_models, train):
     assert r["dense conv"] > 0.3 and r["depthwise conv"] == 0, r
 
 
+class _Sleepy(nn.Module):
+    """A model whose every forward takes at least ``seconds`` and says when it ran."""
+
+    def __init__(self, name, seconds, log):
+        super().__init__()
+        self.name, self.seconds, self.log = name, seconds, log
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        import time
+
+        self.log.append(self.name)
+        time.sleep(self.seconds)
+        return x.mean((1, 2, 3)) * self.w
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_head_to_head_interleaves_and_reads_the_ratio(bench_models, train):
+    log = []
+    fast, slow = _Sleepy("a", 0.005, log), _Sleepy("b", 0.04, log)
+    r = bench_models.head_to_head(fast, slow, 2, (8, 8), "cpu", warmup=1, iters=4, train=train)
+    # one warm-up step each, then rounds in alternating order, so neither model always runs first
+    assert log == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert r["ms_a"] >= 5 and r["ms_b"] >= 40
+    assert r["ratio"] == pytest.approx(r["ms_b"] / r["ms_a"], rel=0.5)
+    assert 2 < r["ratio_lo"] <= r["ratio"] <= r["ratio_hi"]
+    same = bench_models.head_to_head(slow, _Sleepy("c", 0.04, log), 2, (8, 8), "cpu", warmup=0, iters=4)
+    assert 0.5 < same["ratio"] < 2  # two models that sleep alike
+
+
+def test_versus_prints_one_row(bench_models, capsys):
+    bench_models.main(["--model", "test_vmamba", "--versus", "test_vmamba", "--batch-size", "1", "--img-size",
+                       "32", "--iters", "2", "--warmup", "1"])
+    out = capsys.readouterr().out
+    assert "head to head: inference, batch 1, 32x32" in out
+    row = next(line for line in out.splitlines() if line.startswith("| test_vmamba |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == cells[2] == "test_vmamba" and cells[4].endswith("x")
+    assert float(cells[4][:-1]) == pytest.approx(float(cells[3]) / float(cells[1]), abs=0.5)
+
+
 def test_kernel_lowrank_row_compares_equal_computations():
     """benchmark.py kernel's fused-vs-einsum row times two computations of the same y (checked in the row)."""
     spec = importlib.util.spec_from_file_location("vssm_tools_benchmark", BENCH.parent / "benchmark.py")
