@@ -307,15 +307,22 @@ def bench_one(model: Any, batch: int, size: Tuple[int, int], device: str, warmup
         for _ in range(warmup):
             step()
         for _ in range(iters):
-            t0 = time.perf_counter()
-            step()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
+            times.append(_timed(step, cuda))
     times.sort()
     median = times[len(times) // 2]
     peak = torch.cuda.max_memory_allocated() if cuda else rss.peak
     return {"img_s": batch / median, "img_s_best": batch / times[0], "peak_mib": peak / 2 ** 20}
+
+
+def _timed(step: Callable[[], None], cuda: bool) -> float:
+    """Seconds one call of ``step`` takes (the GPU's queue drained before the clock stops)."""
+    import torch
+
+    t0 = time.perf_counter()
+    step()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
 
 
 def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], device: str, warmup: int,
@@ -325,8 +332,6 @@ def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], 
     one machine). A round is one step of each; its ratio is B's step time over A's (A's speed relative to B's).
     Returns each model's median step time (``ms_a``, ``ms_b``), the median of the rounds' ratios (``ratio``) and
     their 25th and 75th percentiles (``ratio_lo`` / ``ratio_hi``)."""
-    import torch
-
     steps = (_step_fn(model_a, batch, size, device, train), _step_fn(model_b, batch, size, device, train))
     cuda = device.startswith("cuda")
     for _ in range(warmup):
@@ -335,11 +340,7 @@ def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], 
     times: Tuple[List[float], List[float]] = ([], [])
     for i in range(iters):
         for j in ((0, 1) if i % 2 == 0 else (1, 0)):
-            t0 = time.perf_counter()
-            steps[j]()
-            if cuda:
-                torch.cuda.synchronize()
-            times[j].append(time.perf_counter() - t0)
+            times[j].append(_timed(steps[j], cuda))
     per_round = sorted(b / a for a, b in zip(*times))
     med_a, med_b = (sorted(t)[len(t) // 2] for t in times)
     q = lambda f: per_round[min(len(per_round) - 1, int(f * len(per_round)))]  # noqa: E731
