@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - exercised only on installs without num
     numba = None
 
 CHUNK = 64
+G = 4  # steps whose step sizes are formed together (CHUNK is a multiple)
 
 
 def is_available() -> bool:
@@ -168,31 +169,97 @@ if numba is not None:
     # kept LLVM from vectorising the loops (measured: 2x slower).
 
     @njit(cache=_cache, fastmath=_FAST)
-    def _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw):
-        """raw = delta + bias at one step and channel block; with ``lowrank``, ``delta`` is the rank-R step size
-        ``(Bt, L, K, R)`` and ``W`` the ``(K, R, Du)`` projection: raw = W_k^T dt + bias, formed here."""
+    def _step_group(order, delta, b, k, t0, ng, lowrank, ps, vs):
+        """The positions of path ``k``'s steps ``t0 .. t0 + ng - 1`` in ``ps`` (``-1`` past ``ng``) and, for the
+        rank-R step size, their ``dt`` as the columns of ``vs`` ``(R, G)`` (0 at skipped steps)."""
+        for g in range(G):
+            p = order[k, t0 + g] if g < ng else -1
+            ps[g] = p
+            if lowrank:
+                for r in range(vs.shape[0]):
+                    vs[r, g] = delta[b, p, k, r] if p >= 0 else 0.0
+
+    @njit(cache=_cache, fastmath=_FAST)
+    def _raw_rows(delta, W, bias, b, k, d0u, ndu, lowrank, ps, vs, raws):
+        """``raws[g] = delta + bias`` at the group's steps ``ps`` and one channel block. Rank-R (``delta`` is
+        ``(Bt, L, K, R)``, ``W`` the ``(K, R, Du)`` projection): ``raws[g] = W_k^T vs[:, g] + bias``, four steps by
+        four ranks per pass over the channels, so each load of ``W`` feeds four steps (a row of the group at a time
+        re-read the whole ``W_k`` every step, from L2 once it outgrows L1: 147 KiB at VMamba-T's stage 4) and each
+        load and store of a row four ranks."""
         if lowrank:
-            # four ranks per pass over the channels: one load and store of raw per four multiply-adds (a pass per
-            # rank was bound by those stores)
             R = W.shape[1]
             r0 = R % 4
             for d in range(ndu):
-                raw[d] = bias[k, d0u + d]
+                bb = bias[k, d0u + d]
+                raws[0, d] = bb
+                raws[1, d] = bb
+                raws[2, d] = bb
+                raws[3, d] = bb
             for r in range(r0):
-                v = delta[b, p, k, r]
+                a0 = vs[r, 0]
+                a1 = vs[r, 1]
+                a2 = vs[r, 2]
+                a3 = vs[r, 3]
                 for d in range(ndu):
-                    raw[d] += v * W[k, r, d0u + d]
+                    w = W[k, r, d0u + d]
+                    raws[0, d] += a0 * w
+                    raws[1, d] += a1 * w
+                    raws[2, d] += a2 * w
+                    raws[3, d] += a3 * w
             for r in range(r0, R, 4):
-                v0 = delta[b, p, k, r]
-                v1 = delta[b, p, k, r + 1]
-                v2 = delta[b, p, k, r + 2]
-                v3 = delta[b, p, k, r + 3]
+                a0, a1, a2, a3 = vs[r, 0], vs[r, 1], vs[r, 2], vs[r, 3]
+                b0, b1, b2, b3 = vs[r + 1, 0], vs[r + 1, 1], vs[r + 1, 2], vs[r + 1, 3]
+                c0, c1, c2, c3 = vs[r + 2, 0], vs[r + 2, 1], vs[r + 2, 2], vs[r + 2, 3]
+                e0, e1, e2, e3 = vs[r + 3, 0], vs[r + 3, 1], vs[r + 3, 2], vs[r + 3, 3]
                 for d in range(ndu):
-                    raw[d] += (v0 * W[k, r, d0u + d] + v1 * W[k, r + 1, d0u + d]
-                               + v2 * W[k, r + 2, d0u + d] + v3 * W[k, r + 3, d0u + d])
+                    w = W[k, r, d0u + d]
+                    x = W[k, r + 1, d0u + d]
+                    y = W[k, r + 2, d0u + d]
+                    z = W[k, r + 3, d0u + d]
+                    raws[0, d] += a0 * w + b0 * x + c0 * y + e0 * z
+                    raws[1, d] += a1 * w + b1 * x + c1 * y + e1 * z
+                    raws[2, d] += a2 * w + b2 * x + c2 * y + e2 * z
+                    raws[3, d] += a3 * w + b3 * x + c3 * y + e3 * z
         else:
+            for g in range(G):
+                p = ps[g]
+                if p >= 0:
+                    for d in range(ndu):
+                        raws[g, d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+
+    @njit(cache=_cache, fastmath=_FAST_REDUCE)
+    def _lowrank_grads(draws, i0, W, b, k, d0u, ndu, blk, ps, vs, zero, ddelta, dW):
+        """The rank-R step size's gradients at a group of steps: ``d(dt)[g] = W_k d(raw)[g]`` (into ``ddelta[blk]``,
+        this channel block's share) and ``dW[b, k] += vs d(raw)^T``, from the group's ``d(raw)`` rows
+        ``draws[i0 .. i0 + 3]`` (finite; 0 weight at skipped steps). One pass over the channels per rank serves the
+        four steps: four dot products and one ``dW`` row update."""
+        x0 = draws[i0]
+        x1 = draws[i0 + 1]
+        x2 = draws[i0 + 2]
+        x3 = draws[i0 + 3]
+        for r in range(W.shape[1]):
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            v0, v1, v2, v3 = vs[r, 0], vs[r, 1], vs[r, 2], vs[r, 3]
+            wr = W[k, r]
+            dwr = dW[b, k, r]
             for d in range(ndu):
-                raw[d] = delta[b, p, k, d0u + d] + bias[k, d0u + d]
+                w = wr[d0u + d]
+                a0 += x0[d] * w
+                a1 += x1[d] * w
+                a2 += x2[d] * w
+                a3 += x3[d] * w
+                dwr[d0u + d] += x0[d] * v0 + x1[d] * v1 + x2[d] * v2 + x3[d] * v3
+            if ps[0] >= 0:
+                ddelta[blk, b, ps[0], k, r] += a0
+            if ps[1] >= 0:
+                ddelta[blk, b, ps[1], k, r] += a1
+            if ps[2] >= 0:
+                ddelta[blk, b, ps[2], k, r] += a2
+            if ps[3] >= 0:
+                ddelta[blk, b, ps[3], k, r] += a3
 
     @njit(parallel=True, cache=_cache, fastmath=_FAST)
     def _fwd_kernel(u, delta, W, At, B, C, D, bias, zs, order, softplus, lowrank, has_z, merge, nblk, y, last, ckpt):
@@ -211,7 +278,9 @@ if numba is not None:
             d0u = np.uint64(d0)
             ndu = np.uint64(nd)
             h = np.zeros((N, nd), dtype=y.dtype)
-            raw = np.empty(nd, dtype=y.dtype)
+            raws = np.empty((G, nd), dtype=y.dtype)
+            vs = np.zeros((W.shape[1] if lowrank else 1, G), dtype=y.dtype)
+            ps = np.empty(G, dtype=np.int64)
             dts = np.empty(nd, dtype=y.dtype)
             dtu = np.empty(nd, dtype=y.dtype)
             acc = np.empty(nd, dtype=y.dtype)
@@ -223,10 +292,14 @@ if numba is not None:
                 for t in range(T):
                     if save_ckpt and t % CHUNK == 0:
                         ckpt[b, k, t // CHUNK, :, d0:d0 + nd] = h
-                    p = order[k, t]
+                    j = t % G
+                    if j == 0:  # the next G steps' step sizes, formed together
+                        _step_group(order, delta, b, k, t, min(G, T - t), lowrank, ps, vs)
+                        _raw_rows(delta, W, bias, b, k, d0u, ndu, lowrank, ps, vs, raws)
+                    p = ps[j]
                     if p < 0:
                         continue
-                    _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
+                    raw = raws[j]
                     # the step size goes to its own row: written back over raw, the softplus's "x above 20 stays x"
                     # select became a masked store (vmaskmovps), microcoded and slow on AMD cores
                     if softplus:
@@ -284,9 +357,11 @@ if numba is not None:
             dtc = np.zeros((CHUNK, nd), dtype=du.dtype)  # their step size dt = softplus(raw)
             dsp = np.zeros((CHUNK, nd), dtype=du.dtype)  # and d dt / d raw
             draws = np.zeros((CHUNK if lowrank else 1, nd), dtype=du.dtype)  # d(raw) of the chunk's steps
+            raws = np.empty((G, nd), dtype=du.dtype)
+            vs = np.zeros((W.shape[1] if lowrank else 1, G), dtype=du.dtype)
+            ps = np.empty(G, dtype=np.int64)
             g = np.zeros((N, nd), dtype=du.dtype)
             a_next = np.zeros((N, nd), dtype=du.dtype)
-            raw = np.empty(nd, dtype=du.dtype)
             us = np.empty(nd, dtype=du.dtype)
             dtu = np.empty(nd, dtype=du.dtype)
             dys = np.empty(nd, dtype=du.dtype)
@@ -305,11 +380,15 @@ if numba is not None:
                     hs[0] = ckpt[b, k, c, :, d0:d0 + nd]
                     for t in range(t0, t1):
                         i = t - t0
-                        p = order[k, t]
+                        j = i % G
+                        if j == 0:
+                            _step_group(order, delta, b, k, t, min(G, t1 - t), lowrank, ps, vs)
+                            _raw_rows(delta, W, bias, b, k, d0u, ndu, lowrank, ps, vs, raws)
+                        p = ps[j]
                         if p < 0:
                             hs[i + 1] = hs[i]
                             continue
-                        _raw_row(delta, W, bias, b, p, k, d0u, ndu, lowrank, raw)
+                        raw = raws[j]
                         if softplus:
                             for d in range(ndu):
                                 sp, sg = _softplus_grad(raw[d])
@@ -332,6 +411,8 @@ if numba is not None:
                         i = t - t0
                         p = order[k, t]
                         if p < 0:
+                            if lowrank:
+                                draws[i, :] = 0.0
                             continue
                         for d in range(ndu):
                             us[d] = u[b, p, ku, d0u + d]
@@ -379,20 +460,13 @@ if numba is not None:
                             for d in range(ndu):
                                 ddelta[0, b, p, k, d0u + d] += dtacc[d]
                     if lowrank:
-                        # the chunk's d(dt) = d(raw) W_k^T and dW_k += d(raw)^T dt as small GEMMs, one row of W
-                        # and dW at a time (they stay in L1 while the chunk's d(raw) streams past)
-                        for r in range(W.shape[1]):
-                            for t in range(t0, t1):
-                                i = t - t0
-                                p = order[k, t]
-                                if p < 0:
-                                    continue
-                                v = delta[b, p, k, r]
-                                acc = zero
-                                for d in range(ndu):
-                                    acc += draws[i, d] * W[k, r, d0u + d]
-                                    dW[b, k, r, d0u + d] += draws[i, d] * v
-                                ddelta[blk, b, p, k, r] += acc
+                        # the chunk's d(dt) = d(raw) W_k^T and dW_k += d(raw)^T dt, four steps at a time; rows past
+                        # the chunk's end are zero
+                        for i in range(t1 - t0, (t1 - t0 + G - 1) // G * G):
+                            draws[i, :] = 0.0
+                        for t in range(t0, t1, G):
+                            _step_group(order, delta, b, k, t, min(G, t1 - t), lowrank, ps, vs)
+                            _lowrank_grads(draws, t - t0, W, b, k, d0u, ndu, blk, ps, vs, zero, ddelta, dW)
 
 
 def _blocks(Bt: int, Du: int) -> int:

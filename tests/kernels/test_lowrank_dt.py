@@ -83,6 +83,9 @@ CASES = [
     (4, 4, 49, 6, torch.bfloat16, True, True, "sum"),
     (16, 2, 49, 3, torch.float16, False, True, None),
     (1, 4, 49, 12, torch.bfloat16, True, False, None),
+    # the cpu kernels form the step size four steps by four ranks at a time: two chunks of 64 steps and a partial
+    # group of four, with one rank outside the blocks of four
+    (2, 2, 131, 9, torch.float32, False, True, None),
 ]
 
 
