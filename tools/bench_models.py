@@ -173,7 +173,27 @@ def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str
     whole = sum(totals.values()) or 1.0
     out = {k: v / whole for k, v in totals.items()}
     out["ms"] = whole / 1e3 / iters
+    # the GEMMs' throughput: their FLOPs per step, counted in one more step, over their profiled time per step
+    out["gemm_gflop"] = _gemm_gflop(step)
+    gemm_s = totals["GEMM"] / 1e6 / iters
+    out["gemm_gflops"] = out["gemm_gflop"] / gemm_s if gemm_s > 0 else 0.0
     return out
+
+
+#: the profile's GEMM ops as the FLOP counter names them (aten overload packets)
+_GEMM_FLOP_OPS = ("mm", "addmm", "bmm", "baddbmm", "_addmm_activation")
+
+
+def _gemm_gflop(step: Callable[[], None]) -> float:
+    """GFLOP of the GEMM ops (``_GEMM_FLOP_OPS``, 2 per multiply-add) in one call of ``step``, backward included,
+    from torch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    counts = counter.get_flop_counts().get("Global", {})
+    return sum(n for op, n in counts.items() if getattr(op, "__name__", str(op)).split(".")[-1] in _GEMM_FLOP_OPS
+               ) / 1e9
 
 
 def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
@@ -195,8 +215,8 @@ def run_profile(args: argparse.Namespace) -> Dict[str, Any]:
                               args.train, iters=max(2, args.iters), warmup=args.warmup)
         results[name] = r
         rows.append([name, f"{r['ms']:.0f}"] + [f"{100 * r[c]:.1f} %" for c in cats] +
-                    [f"{100 * (1 - sum(r[c] for c in COMPUTE_CATEGORIES)):.1f} %"])
-    print(_table(["model", "ms per step"] + cats + ["non-GEMM (not GEMM or dense conv)"], rows))
+                    [f"{100 * (1 - sum(r[c] for c in COMPUTE_CATEGORIES)):.1f} %", f"{r['gemm_gflops']:.0f}"])
+    print(_table(["model", "ms per step"] + cats + ["non-GEMM (not GEMM or dense conv)", "GEMM GFLOP/s"], rows))
     return results
 
 

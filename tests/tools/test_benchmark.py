@@ -49,6 +49,18 @@ def test_categories_see_their_ops(bench_models):
 
 
 @pytest.mark.parametrize("train", [False, True])
+def test_gemm_throughput_counts_the_step_gemms(bench_models, train):
+    """GEMM GFLOP per step as the analytic count (the weight gradient doubles it in training; the input needs none),
+    and GFLOP/s = that over the GEMMs' profiled time; a model without GEMMs reports 0, not a division by zero."""
+    r = bench_models.profile_breakdown(_Gemm(), 64, (64, 64), "cpu", train=train)
+    forward = 2 * 64 * (3 * 64 * 64) * 512 / 1e9
+    assert r["gemm_gflop"] == pytest.approx(forward * (2 if train else 1), rel=1e-9)
+    assert r["gemm_gflops"] == pytest.approx(r["gemm_gflop"] / (r["GEMM"] * r["ms"] / 1e3), rel=1e-6)
+    r = bench_models.profile_breakdown(nn.Conv2d(3, 3, 3, padding=1), 4, (64, 64), "cpu", train=train)
+    assert r["gemm_gflop"] == 0 and r["gemm_gflops"] == 0
+
+
+@pytest.mark.parametrize("train", [False, True])
 def test_vmamba_breakdown_adds_up_and_sees_the_op(bench_models, train):
     r = bench_models.profile_breakdown(timm.create_model("test_vmamba"), 2, (64, 64), "cpu", train=train)
     shares = [r[c] for c in list(bench_models.PROFILE_CATEGORIES) + ["elementwise"]]
