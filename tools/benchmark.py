@@ -2,6 +2,7 @@
 
     python tools/benchmark.py kernel [--quick] [--device cpu|cuda]   selective-scan op
     python tools/benchmark.py kernel --compile-only [--quick]         Triton kernels compiled for sm_80 / sm_90
+    python tools/benchmark.py kernel --against REV [--quick]         numba kernels of git REV vs the working tree
     python tools/benchmark.py scans                                   order generation at 1024x1024
     python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
     python tools/benchmark.py flops [--models ...] [--dense]          GFLOPs, ours beside the published
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable, List
+from pathlib import Path
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 
@@ -200,6 +202,96 @@ def _cross_order(L: int, device: str) -> torch.Tensor:
     grid = torch.arange(L, device=device).view(side, side)
     rows, cols = grid.reshape(-1), grid.t().reshape(-1)
     return torch.stack([rows, cols, rows.flip(0), cols.flip(0)]).int()
+
+
+def cpu_kernels_at(rev: str) -> Tuple[Any, Path]:
+    """``kernels/cpu.py`` as it is at git revision ``rev`` of this checkout, imported as a module of its own beside
+    the working tree's (numba compiles both), and the temporary folder that holds it (the caller removes it).
+    ``ValueError`` for a revision git does not know or whose kernels take other arguments."""
+    import importlib.util
+    import inspect
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:kernels/cpu.py"], check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        why = getattr(e, "stderr", None) or str(e)
+        raise ValueError(f"--against: got {rev!r}; allowed: a git revision of {root} that has kernels/cpu.py "
+                         f"(git: {why.strip()})") from None
+    folder = Path(tempfile.mkdtemp(prefix="vssm-kernels-"))
+    path = folder / "vssm_cpu_kernels_at_rev.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if "W" not in inspect.signature(module.forward).parameters:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ValueError(f"--against: got {rev!r}; allowed: a revision whose kernels take the rank-R step size "
+                         "(kernels/cpu.py forward(..., W=...), since commit 222482d)")
+    return module, folder
+
+
+def kernel_ab_rows(theirs: Any, ours: Any, stages: Sequence[Tuple[int, Tuple[int, int]]], rounds: int, Bt: int = 8,
+                   K: int = 4, N: int = 1) -> List[List[str]]:
+    """Forward and backward of two versions of the numba kernels (``theirs`` first) at ``stages``, ``(index, (Du, L))``
+    pairs, as SS2D calls them in VMamba-T (u shared, merge='sum', softplus, rank-R step size with R = ceil(Du / 16),
+    cross orders); rounds alternate A B / B A in one process. Rows: median times per side, speed-ups (A / B) and the
+    largest differences of ``y`` and of the gradients (relative to each gradient's largest value)."""
+    rows = []
+    for si, (Du, L) in stages:
+        R = -(-Du // 16)
+        g = torch.Generator().manual_seed(si)
+        u, dt, A, B, C, D, bias, W = (torch.randn(*shape, generator=g) for shape in (
+            (Bt, L, 1, Du), (Bt, L, K, R), (K, Du, N), (Bt, L, K, N), (Bt, L, K, N), (K, Du), (K, Du), (K, Du, R)))
+        args = (u, dt, -torch.exp(A * 0.5), B, C, D, bias * 0.3, None, _cross_order(L, "cpu"))
+        W = W * R ** -0.5
+        sides = []
+        for m in (theirs, ours):
+            y, _, ckpt = m.forward(*args, True, True, True, W=W)
+            dout = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+            sides.append(dict(m=m, y=y, ckpt=ckpt, dout=dout, grads=m.backward(dout, *args, ckpt, True, True, W=W),
+                              fwd=[], bwd=[]))
+        for rd in range(rounds):
+            for s in (sides if rd % 2 == 0 else sides[::-1]):
+                t0 = time.perf_counter()
+                s["m"].forward(*args, True, True, True, W=W)
+                t1 = time.perf_counter()
+                s["m"].backward(s["dout"], *args, s["ckpt"], True, True, W=W)
+                s["fwd"].append(t1 - t0)
+                s["bwd"].append(time.perf_counter() - t1)
+        a, b = sides
+        dy = (a["y"] - b["y"]).abs().max().item()
+        dg = max(((ga - gb).abs().max() / ga.abs().max().clamp_min(1e-30)).item()
+                 for ga, gb in zip(a["grads"], b["grads"]) if ga is not None)
+        med = lambda v: sorted(v)[len(v) // 2] * 1e3  # noqa: E731
+        fa, fb, ba, bb = med(a["fwd"]), med(b["fwd"]), med(a["bwd"]), med(b["bwd"])
+        rows.append([f"{si + 1}", f"{Du}", f"{L}", f"{R}", f"{fa:.2f}", f"{fb:.2f}", f"{fa / fb:.2f}x", f"{ba:.2f}",
+                     f"{bb:.2f}", f"{ba / bb:.2f}x", f"{dy:.1e}", f"{dg:.1e}"])
+    return rows
+
+
+def bench_kernel_against(args) -> None:
+    """``kernel --against REV``: the numba kernels of git revision REV against the working tree's, interleaved."""
+    import shutil
+
+    from vssm.kernels import cpu as ours
+
+    theirs, folder = cpu_kernels_at(args.against)
+    try:
+        stages = [(si, s) for si, s in enumerate(STAGES) if not (args.quick and si > 1)]
+        rounds = max(2, args.repeat)
+        print(f"## numba kernels: {args.against} (A) against the working tree (B), CPU ({cpu_name()}, "
+              f"{torch.get_num_threads()} threads); Bt=8 K=4 N=1, u shared, merge='sum', rank-R step size, cross "
+              f"orders; {rounds} rounds alternating A B / B A, medians")
+        rows = kernel_ab_rows(theirs, ours, stages, rounds)
+        print(table(rows, ["stage", "Du", "L", "R", "A fwd ms", "B fwd ms", "fwd A / B", "A bwd ms", "B bwd ms",
+                           "bwd A / B", "max |y diff|", "max rel grad diff"]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _cuda_row(bench, si: int, Bt: int, L: int, K: int, Du: int, N: int, dtype: torch.dtype) -> List[str]:
@@ -436,6 +528,8 @@ def main(argv=None) -> None:
     k.add_argument("--quick", action="store_true", help="stages 1-2 only")
     k.add_argument("--repeat", type=int, default=5)
     k.add_argument("--portable-only", action="store_true", help="only the portable torch backend's table (CPU)")
+    k.add_argument("--against", metavar="REV", default=None,
+                   help="CPU: the numba kernels of git revision REV against the working tree's, interleaved")
     k.add_argument("--compile-only", action="store_true",
                    help="compile the Triton kernels for sm_80 / sm_90 (no GPU needed) and print their resource use")
     sub.add_parser("scans", help="order generation speed")
@@ -460,6 +554,11 @@ def main(argv=None) -> None:
     tune_cpu_allocator()  # as the launchers: benchmarks measure what they run
     if args.what == "kernel" and args.compile_only:
         kernel_compile_table(args)
+    elif args.what == "kernel" and args.against:
+        try:
+            bench_kernel_against(args)
+        except ValueError as e:
+            parser.error(str(e))
     elif args.what == "kernel":
         (bench_kernel_cuda if args.device == "cuda" else bench_kernel_cpu)(args)
     elif args.what == "scans":

@@ -1,6 +1,7 @@
 """tools/bench_models.py's profile breakdown (``benchmark.py models --profile``): each category gets the time of
 the ops it names; the shares of a step add up to one."""
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,47 @@ def test_kernel_lowrank_row_compares_equal_computations():
     assert row[4] == "3"  # R = ceil(40 / 16)
     assert float(row[-1]) < 1e-4
     assert all(float(c.rstrip("x")) > 0 for c in row[5:11])
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (BENCH.parents[1] / ".git").exists(),
+                    reason="needs git and a git checkout")
+def test_kernel_against_a_revision_loads_its_kernels_beside_ours():
+    """kernel --against REV: REV's kernels/cpu.py is imported as a module of its own; any two correct versions agree
+    (a version against itself exactly), and the row holds positive times; a revision git does not know, or one
+    before the rank-R kernels, is a one-line error naming it."""
+    import subprocess
+
+    from vssm.kernels import cpu as ours
+
+    spec = importlib.util.spec_from_file_location("vssm_tools_benchmark", BENCH.parent / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    theirs, folder = module.cpu_kernels_at("HEAD")
+    try:
+        head = subprocess.run(["git", "-C", str(BENCH.parents[1]), "show", "HEAD:kernels/cpu.py"], check=True,
+                              capture_output=True, text=True).stdout
+        assert Path(theirs.__file__).read_text() == head and Path(theirs.__file__).parent == folder
+        assert theirs._fwd_kernel is not ours._fwd_kernel
+        (row,) = module.kernel_ab_rows(theirs, ours, [(0, (40, 49))], rounds=2)
+        assert row[:4] == ["1", "40", "49", "3"]
+        assert all(float(c.rstrip("x")) > 0 for c in row[4:10])
+        assert float(row[10]) < 1e-4 and float(row[11]) < 1e-4
+        (same,) = module.kernel_ab_rows(theirs, theirs, [(0, (40, 49))], rounds=2)
+        assert float(same[10]) == 0 and float(same[11]) == 0
+    finally:
+        shutil.rmtree(folder)
+    with pytest.raises(ValueError, match="--against: got 'no-such-revision'; allowed: a git revision"):
+        module.cpu_kernels_at("no-such-revision")
+    if _has_commit("cf28515"):  # the commit before the rank-R kernels (a shallow checkout may lack it)
+        with pytest.raises(ValueError, match="--against: got 'cf28515'; allowed: a revision whose kernels take"):
+            module.cpu_kernels_at("cf28515")
+
+
+def _has_commit(rev):
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(BENCH.parents[1]), "cat-file", "-e", f"{rev}^{{commit}}"],
+                          capture_output=True).returncode == 0
 
 
 def test_flops_table_prints_ours_beside_the_published():
