@@ -42,7 +42,8 @@ except ImportError:  # pragma: no cover - exercised only on installs without num
     numba = None
 
 CHUNK = 64
-G = 4  # steps whose step sizes are formed together (CHUNK is a multiple)
+# steps whose step sizes are formed together: CHUNK is a multiple, and _raw_rows / _lowrank_grads are written out for 4
+G = 4
 
 
 def is_available() -> bool:
