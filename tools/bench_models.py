@@ -181,7 +181,7 @@ def profile_breakdown(model: Any, batch: int, size: Tuple[int, int], device: str
 
 
 #: the profile's GEMM ops as the FLOP counter names them (aten overload packets)
-_GEMM_FLOP_OPS = ("mm", "addmm", "bmm", "baddbmm", "_addmm_activation")
+_GEMM_FLOP_OPS = tuple(name.split("::")[-1] for name in PROFILE_CATEGORIES["GEMM"])
 
 
 def _gemm_gflop(step: Callable[[], None]) -> float:
