@@ -83,7 +83,10 @@ class PatchEmbedStem(nn.Module):
         self.min_input_size = patch_size  # an unpadded conv: smaller images have no patch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x).permute(0, 2, 3, 1))  # (B, C, H, W) -> (B, H/p, W/p, D)
+        # a channels-last image makes the conv write channels-last, so the permute below is a contiguous NHWC view
+        # and the norm reads it in place (an NCHW conv output cost the norm a copy, forward and backward)
+        x = self.proj(x.contiguous(memory_format=torch.channels_last))
+        return self.norm(x.permute(0, 2, 3, 1))  # (B, C, H, W) -> (B, H/p, W/p, D)
 
 
 class ConvStem(nn.Module):
@@ -114,7 +117,10 @@ class ConvStem(nn.Module):
         self.norm2 = norm_layer(embed_dim, **dd) if norm_layer else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(self.conv1(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        # channels-last image: conv1 writes channels-last, so norm1 reads it as contiguous NHWC, no copy (see
+        # PatchEmbedStem)
+        x = self.conv1(x.contiguous(memory_format=torch.channels_last))
+        x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         x = self.conv2(self.act(x)).permute(0, 2, 3, 1)
         return self.norm2(x)
 
