@@ -20,3 +20,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def torch_gemm():
+    """Linear layers on torch's own BLAS for the test (``vssm.layers.linear``'s policy 'torch'), restored after: for
+    tests that compare eager against a tracer or compiler, which always run ``F.linear``."""
+    from vssm.layers.linear import set_cpu_gemm
+
+    previous = set_cpu_gemm("torch")
+    yield
+    set_cpu_gemm(previous)

@@ -67,7 +67,8 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 #: run inside a depthwise conv module (one input channel per group: memory-bound, VMamba's 3x3 mixer conv), forward
 #: or backward (see profile_breakdown).
 PROFILE_CATEGORIES = {
-    "GEMM": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"),
+    "GEMM": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation",
+             "mkldnn::_linear_pointwise"),  # the last: vssm.layers.linear's oneDNN path
     "dense conv": ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d",
                    "aten::_nnpack_spatial_convolution", "aten::convolution_backward", "aten::_convolution"),
     "depthwise conv": (),  # the convolutions above, run by a depthwise conv module

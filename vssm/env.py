@@ -16,9 +16,9 @@ import os
 import platform
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
-__all__ = ["backend_info", "cpu_name", "format_info"]
+__all__ = ["backend_info", "cpu_info", "cpu_name", "format_info"]
 
 _PACKAGES = ("torch", "triton", "numba", "timm", "onnxruntime", "onnxscript", "mmengine", "mmcv", "mmdet",
              "mmseg")
@@ -32,10 +32,11 @@ def _version(name: str) -> Optional[str]:
     return getattr(module, "__version__", "unknown")
 
 
-def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model and vector ISA, e.g. ``'AMD EPYC (x86_64, AVX2, 2 CPUs)'``: from ``cpuinfo`` (Linux's
-    ``/proc/cpuinfo``) where it can be read, else ``platform.processor()``."""
-    model, flags = None, set()
+def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> Tuple[Optional[str], Optional[str], FrozenSet[str]]:
+    """The CPU's model name, vendor (``'GenuineIntel'``, ``'AuthenticAMD'``, ...) and feature flags, read from
+    ``cpuinfo`` (Linux's ``/proc/cpuinfo``); ``None`` / empty where it cannot be read (not Linux, no procfs)."""
+    model = vendor = None
+    flags: FrozenSet[str] = frozenset()
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -43,10 +44,19 @@ def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
                 key = key.strip()
                 if model is None and key in ("model name", "Model", "cpu model") and value.strip():
                     model = value.strip()
+                elif vendor is None and key == "vendor_id" and value.strip():
+                    vendor = value.strip()
                 elif not flags and key in ("flags", "Features"):
-                    flags = set(value.split())
-    except OSError:  # not Linux, or no procfs: the platform's own name
+                    flags = frozenset(value.split())
+    except OSError:  # not Linux, or no procfs
         pass
+    return model, vendor, flags
+
+
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model and vector ISA, e.g. ``'AMD EPYC (x86_64, AVX2, 2 CPUs)'``: from ``cpuinfo`` (Linux's
+    ``/proc/cpuinfo``) where it can be read, else ``platform.processor()``."""
+    model, _, flags = cpu_info(cpuinfo)
     model = model or platform.processor() or "unknown CPU"
     isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags
            else "NEON" if "asimd" in flags else None)

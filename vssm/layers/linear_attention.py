@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kernels.op import is_tracing
+from .linear import Linear
 
 __all__ = ["RoPE2d", "LinearAttention", "rope_2d_tables"]
 
@@ -154,7 +155,7 @@ class LinearAttention(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.dim = dim
         self.num_heads = num_heads
-        self.qk = nn.Linear(dim, dim * 2, bias=qkv_bias, **dd)
+        self.qk = Linear(dim, dim * 2, bias=qkv_bias, **dd)
         self.lepe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **dd)
         self.rope = RoPE2d(dim, base=rope_base)
 

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kernels.op import is_tracing
+from .linear import Linear
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
 __all__ = ["PathMamba", "MambaVisionMixer", "path_inverse", "compact_orders", "init_ssm_parameters"]
@@ -116,7 +117,7 @@ class PathMamba(nn.Module):
         self.dt_init_cfg = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
                                 dt_init_floor=dt_init_floor)
 
-        self.in_proj = nn.Linear(dim, 2 * Di, bias=bias, **dd)
+        self.in_proj = Linear(dim, 2 * Di, bias=bias, **dd)
         self.conv_weight = nn.Parameter(torch.empty(K, Di, self.d_conv, **dd))
         self.conv_bias = nn.Parameter(torch.empty(K, Di, **dd)) if conv_bias else None
         self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * N, Di, **dd))
@@ -124,7 +125,7 @@ class PathMamba(nn.Module):
         self.dt_proj_bias = nn.Parameter(torch.empty(K, Di, **dd))
         self.A_log = nn.Parameter(torch.empty(K, Di, N, **dd))
         self.D = nn.Parameter(torch.empty(K, Di, **dd))
-        self.out_proj = nn.Linear(Di, dim, bias=bias, **dd)
+        self.out_proj = Linear(Di, dim, bias=bias, **dd)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -274,7 +275,7 @@ class MambaVisionMixer(nn.Module):
         self.dt_init_cfg = dict(dt_min=dt_min, dt_max=dt_max, dt_init=dt_init, dt_scale=dt_scale,
                                 dt_init_floor=dt_init_floor)
 
-        self.in_proj = nn.Linear(dim, self.d_inner, bias=bias, **dd)
+        self.in_proj = Linear(dim, self.d_inner, bias=bias, **dd)
         self.conv1d_x = nn.Conv1d(Ds, Ds, d_conv, padding="same", groups=Ds, bias=conv_bias, **dd)
         self.conv1d_z = nn.Conv1d(Ds, Ds, d_conv, padding="same", groups=Ds, bias=conv_bias, **dd)
         self.x_proj_weight = nn.Parameter(torch.empty(K, R + 2 * N, Ds, **dd))
@@ -282,7 +283,7 @@ class MambaVisionMixer(nn.Module):
         self.dt_proj_bias = nn.Parameter(torch.empty(K, Ds, **dd))
         self.A_log = nn.Parameter(torch.empty(K, Ds, N, **dd))
         self.D = nn.Parameter(torch.empty(K, Ds, **dd))
-        self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **dd)
+        self.out_proj = Linear(self.d_inner, dim, bias=bias, **dd)
         self.reset_parameters()
 
     @torch.no_grad()

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .linear import Linear
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
 __all__ = ["SS2D", "PathChannelAttention", "resolve_dt_rank", "get_scan_obj"]
@@ -51,9 +52,9 @@ class PathChannelAttention(nn.Module):
         dd = {"device": device, "dtype": dtype}
         hidden = int(dim * act_ratio)
         self.norm = nn.LayerNorm(dim, **dd)
-        self.global_reduce = nn.Linear(dim, hidden, **dd)
+        self.global_reduce = Linear(dim, hidden, **dd)
         self.act = act_layer()
-        self.channel_select = nn.Linear(hidden, dim, **dd)
+        self.channel_select = Linear(hidden, dim, **dd)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         # y: (B, L, K, D) -> per-path gate (B, 1, K, D)
@@ -137,7 +138,7 @@ class SS2D(nn.Module):
         self.dt_init_cfg = dict(min=dt_min, max=dt_max, init=dt_init, scale=dt_scale, floor=dt_init_floor)
         K, Di, R, N = self.K, self.d_inner, self.dt_rank, self.d_state
 
-        self.in_proj = nn.Linear(dim, Di * (2 if gate else 1), bias=bias, **dd)
+        self.in_proj = Linear(dim, Di * (2 if gate else 1), bias=bias, **dd)
         self.conv2d = nn.Conv2d(
             Di, Di, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=Di, bias=conv_bias, **dd,
         ) if d_conv > 1 else None
@@ -149,7 +150,7 @@ class SS2D(nn.Module):
         self.D = nn.Parameter(torch.empty(K, Di, **dd))
         self.path_attn = PathChannelAttention(Di, **dd) if path_attn else None
         self.out_norm = norm_layer(Di, **dd) if out_norm else nn.Identity()
-        self.out_proj = nn.Linear(Di, dim, bias=bias, **dd)
+        self.out_proj = Linear(Di, dim, bias=bias, **dd)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         self.reset_ssm_parameters()
 

@@ -19,9 +19,10 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from vssm.kernels import selective_scan
+
+from .linear import linear
 
 __all__ = ["resolve_dt_rank", "init_ssm_parameters", "ssm_inputs", "selective_ssm"]
 
@@ -79,7 +80,7 @@ def ssm_inputs(u: torch.Tensor, x_proj_weight: torch.Tensor, d_state: int
     N = d_state
     R = width - 2 * N
     if u.dim() == 3:
-        x_dbl = F.linear(u, x_proj_weight.reshape(K * width, Di)).unflatten(-1, (K, width))
+        x_dbl = linear(u, x_proj_weight.reshape(K * width, Di)).unflatten(-1, (K, width))
     else:
         x_dbl = torch.einsum("blkd,kcd->blkc", u, x_proj_weight)
     return x_dbl[..., :R], x_dbl[..., R:R + N], x_dbl[..., R + N:]

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .linear import Linear
+
 __all__ = ["PatchEmbedStem", "ConvStem", "PatchMerging", "ConvDownsample", "create_stem", "create_downsample",
            "check_image_input"]
 
@@ -142,7 +144,7 @@ class PatchMerging(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.norm = norm_layer(4 * dim, **dd)
-        self.reduction = nn.Linear(4 * dim, out_dim, bias=False, **dd)
+        self.reduction = Linear(4 * dim, out_dim, bias=False, **dd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[1:3]

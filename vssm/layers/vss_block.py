@@ -5,8 +5,9 @@ from typing import Any, Callable, Type, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath
 
+from .linear import Mlp
 from .ss2d import SS2D
 
 __all__ = ["VSSBlock"]

@@ -29,13 +29,14 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, DropPath, LayerScale, Mlp, trunc_normal_
+from timm.layers import ClassifierHead, DropPath, LayerScale, trunc_normal_
 from timm.models import checkpoint_seq, register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.attention import Attention, window_partition, window_reverse
 from ..layers.drop import drop_path_rates
+from ..layers.linear import Mlp
 from ..layers.mamba_mixer import MambaVisionMixer
 from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs

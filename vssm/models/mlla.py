@@ -37,11 +37,12 @@ from typing import Any, Callable, Dict, Sequence, Type, Union
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, DropPath, Mlp
+from timm.layers import ClassifierHead, DropPath
 from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import CheckpointError, check_state_dict, rename_keys, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
+from ..layers.linear import Linear, Mlp
 from ..layers.linear_attention import LinearAttention
 from ._builder import build_model_with_cfg
 from ._cfg import generate_default_cfgs
@@ -175,12 +176,12 @@ class MllaBlock(nn.Module):
         dd = {"device": device, "dtype": dtype}
         self.cpe1 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **dd)
         self.norm1 = norm_layer(dim, **dd)
-        self.in_proj = nn.Linear(dim, dim, **dd)
-        self.act_proj = nn.Linear(dim, dim, **dd)
+        self.in_proj = Linear(dim, dim, **dd)
+        self.act_proj = Linear(dim, dim, **dd)
         self.dwc = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **dd)
         self.act = nn.SiLU()
         self.attn = LinearAttention(dim, num_heads=num_heads, qkv_bias=qkv_bias, **dd)
-        self.out_proj = nn.Linear(dim, dim, **dd)
+        self.out_proj = Linear(dim, dim, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.cpe2 = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **dd)
         self.norm2 = norm_layer(dim, **dd)

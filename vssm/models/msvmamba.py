@@ -48,6 +48,7 @@ from vssm.scans.multiscale import MultiScaleScan
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
 from ..layers.drop import drop_path_rates
+from ..layers.linear import Linear
 from ..layers.squeeze_excite import SqueezeExciteCl
 from ..layers.ssm import init_ssm_parameters, resolve_dt_rank, ssm_inputs
 from ..layers.stems import PatchEmbedStem, PatchMerging
@@ -176,7 +177,7 @@ class MultiScaleSS2D(nn.Module):
         P, N = 1 + self.num_full, self.d_state
         stride = self.scan.stride
 
-        self.in_proj = nn.Linear(dim, Di * 2, bias=False, **dd)
+        self.in_proj = Linear(dim, Di * 2, bias=False, **dd)
         self.conv2d = nn.Conv2d(Di, Di, d_conv, padding=(d_conv - 1) // 2, groups=Di, bias=conv_bias, **dd)
         self.conv2d_low = nn.Conv2d(Di, Di, low_conv, stride=stride, padding=(low_conv - 1) // 2, groups=Di,
                                     bias=conv_bias, **dd)
@@ -188,7 +189,7 @@ class MultiScaleSS2D(nn.Module):
         self.D = nn.Parameter(torch.empty(P, Di, **dd))
         self.out_norm = norm_layer(Di, **dd)
         self.se = SqueezeExciteCl(Di, se_reduction, **dd) if se_reduction else nn.Identity()
-        self.out_proj = nn.Linear(Di, dim, bias=False, **dd)
+        self.out_proj = Linear(Di, dim, bias=False, **dd)
         self.proj_drop = nn.Dropout(proj_drop) if proj_drop > 0 else nn.Identity()
         self.reset_ssm_parameters()
 
