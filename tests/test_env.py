@@ -54,6 +54,19 @@ def test_environment_variables_are_reported(monkeypatch):
     assert bad["backend"] is None and "VSSM_BACKEND='numba'; allowed:" in bad["why"]
 
 
+def test_cpu_gemm_policy_is_reported(monkeypatch):
+    from vssm.layers import linear
+
+    monkeypatch.setattr(linear, "_mode", None)  # the environment's policy, whatever a test set before
+    monkeypatch.setenv("VSSM_CPU_GEMM", "torch")
+    info = vssm.backend_info()
+    assert info["cpu_gemm"] == "torch (MKL / OpenBLAS) (policy 'torch')"
+    assert info["environment"]["VSSM_CPU_GEMM"] == "torch"
+    assert "CPU linear layers (fp32): torch (MKL / OpenBLAS) (policy 'torch')" in vssm.env.format_info(info)
+    monkeypatch.setenv("VSSM_CPU_GEMM", "blas")
+    assert vssm.backend_info()["cpu_gemm"] == "VSSM_CPU_GEMM: got 'blas'; allowed: 'auto', 'onednn', 'torch'"
+
+
 def test_command_line():
     out = subprocess.run([sys.executable, "-m", "vssm.env"], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.startswith("selective-scan backend per device:")

@@ -9,8 +9,10 @@ Prints markdown tables:
 2. throughput and peak memory against resolution (default 224 -> 1024) for ``--model`` and the same models.
 
 ``--versus MODEL`` instead times ``--model`` and MODEL head to head, their steps interleaved, and prints the speed
-ratio with its spread over the rounds (the way to read a ratio off a shared, noisy machine); ``--profile`` prints the
-share of each op category.
+ratio with its spread over the rounds (the way to read a ratio off a shared, noisy machine); with ``--gemm A,B``
+each side runs under its own CPU GEMM policy (``vssm.layers.linear``: the same model on oneDNN against torch's BLAS),
+and ``--versus-vssm-linear`` puts MODEL's ``nn.Linear`` layers on vssm's ``Linear`` (both models on the same GEMM).
+``--profile`` prints the share of each op category.
 
 Used as ``python tools/benchmark.py models`` (``add_args`` / ``run``) or on its own. Peak memory is the CUDA
 allocator's peak on GPU, and on CPU the peak resident-set growth of the process while the model runs (sampled).
@@ -56,6 +58,13 @@ def add_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="only time --model against MODEL head to head: their steps alternate (A B B A ...) in "
                         "one process, so both see the same machine; prints the speed ratio "
                         "(e.g. swin_tiny_patch4_window7_224)")
+    g.add_argument("--gemm", default=None, metavar="POLICY[,POLICY]",
+                   help="with --versus: the CPU GEMM policy of vssm's linear layers (vssm.layers.linear: auto, "
+                        "onednn, torch) under which --model's steps run, then MODEL's (one value: both; e.g. "
+                        "--versus vmamba_tiny --gemm onednn,torch times the same model both ways)")
+    g.add_argument("--versus-vssm-linear", action="store_true",
+                   help="with --versus: MODEL's nn.Linear layers become vssm's Linear (convert_linears), so both "
+                        "models' linear layers run the same CPU GEMM")
     g.add_argument("--profile", action="store_true",
                    help="only profile --model (and the first --compare model): share of time in GEMMs, dense and "
                         "depthwise convolutions, the scan op, copies and elementwise ops")
@@ -347,13 +356,16 @@ def _timed(step: Callable[[], None], cuda: bool) -> float:
 
 
 def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], device: str, warmup: int,
-                 iters: int, train: bool = False) -> Dict[str, float]:
+                 iters: int, train: bool = False, gemm: Tuple[str, str] | None = None) -> Dict[str, float]:
     """Times two models' steps interleaved, A B B A A B ..., so that a shared machine's slow spells fall on both
     alike (timing one model after the other let VMamba-T's ratio to Swin-T swing 0.72-0.86x between two runs on
     one machine). A round is one step of each; its ratio is B's step time over A's (A's speed relative to B's).
+    ``gemm``: the CPU GEMM policy (``vssm.layers.linear.set_cpu_gemm``) each model's steps run under.
     Returns each model's median step time (``ms_a``, ``ms_b``), the median of the rounds' ratios (``ratio``) and
     their 25th and 75th percentiles (``ratio_lo`` / ``ratio_hi``)."""
     steps = (_step_fn(model_a, batch, size, device, train), _step_fn(model_b, batch, size, device, train))
+    if gemm is not None:
+        steps = tuple(_under_gemm(step, policy) for step, policy in zip(steps, gemm))
     cuda = device.startswith("cuda")
     for _ in range(warmup):
         for step in steps:
@@ -369,6 +381,20 @@ def head_to_head(model_a: Any, model_b: Any, batch: int, size: Tuple[int, int], 
             "ratio_hi": q(0.75)}
 
 
+def _under_gemm(step: Callable[[], None], policy: str) -> Callable[[], None]:
+    """``step`` run with vssm's CPU GEMM policy set to ``policy`` (the previous one restored after)."""
+    from vssm.layers.linear import set_cpu_gemm
+
+    def run() -> None:
+        previous = set_cpu_gemm(policy)
+        try:
+            step()
+        finally:
+            set_cpu_gemm(previous)
+
+    return run
+
+
 def run_versus(args: argparse.Namespace) -> Dict[str, Any]:
     """``--versus``: ``--model`` against one other model, interleaved (:func:`head_to_head`); one table row."""
     import torch
@@ -381,12 +407,23 @@ def run_versus(args: argparse.Namespace) -> Dict[str, Any]:
     print(f"head to head: {'train' if args.train else 'inference'}, batch {args.batch_size}, {args.img_size}x"
           f"{args.img_size}, fp32, {args.device}, torch threads {torch.get_num_threads()}, {_cpu(args.device)}"
           f"{args.iters} rounds, load average {_loadavg()}\n")
-    r = head_to_head(_create(args.model), _create(args.versus), args.batch_size, size, args.device, args.warmup,
-                     args.iters, args.train)
-    print(_table(["model", "ms per step", "versus", "ms per step", "speed ratio (median round)",
-                  "middle half of rounds"],
-                 [[args.model, f"{r['ms_a']:.1f}", args.versus, f"{r['ms_b']:.1f}", f"{r['ratio']:.2f}x",
-                   f"{r['ratio_lo']:.2f}-{r['ratio_hi']:.2f}x"]]))
+    from vssm.layers.linear import CPU_GEMM_MODES, convert_linears, get_cpu_gemm
+
+    policies = [p.strip().lower() for p in (args.gemm or get_cpu_gemm()).split(",")]
+    if len(policies) not in (1, 2) or any(p not in CPU_GEMM_MODES for p in policies):
+        raise SystemExit(f"--gemm: got {args.gemm!r}; allowed: one or two of {', '.join(CPU_GEMM_MODES)}, "
+                         "comma-separated")
+    policies = policies * (3 - len(policies))
+    model_b = _create(args.versus, args.img_size)
+    if args.versus_vssm_linear:
+        convert_linears(model_b)
+    r = head_to_head(_create(args.model, args.img_size), model_b, args.batch_size, size, args.device, args.warmup,
+                     args.iters, args.train, gemm=tuple(policies))
+    label_b = args.versus + (" (vssm Linear)" if args.versus_vssm_linear else "")
+    print(_table(["model", "CPU GEMM", "ms per step", "versus", "CPU GEMM", "ms per step",
+                  "speed ratio (median round)", "middle half of rounds"],
+                 [[args.model, policies[0], f"{r['ms_a']:.1f}", label_b, policies[1], f"{r['ms_b']:.1f}",
+                   f"{r['ratio']:.2f}x", f"{r['ratio_lo']:.2f}-{r['ratio_hi']:.2f}x"]]))
     return r
 
 

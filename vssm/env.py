@@ -3,7 +3,8 @@
 For each device torch can use here (CPU, each CUDA device, MPS), the selective-scan backend that ``selective_scan``
 would pick and why; the versions of torch, triton, numba, timm, onnxruntime and the OpenMMLab stack; whether the
 numba kernels are already compiled in numba's on-disk cache (the first CPU call compiles them otherwise, about a
-minute); and the environment variables that change the choice (``VSSM_BACKEND``, ``VSSM_STRICT_BACKEND``).
+minute); what the linear layers' fp32 CPU products run on (oneDNN or torch's BLAS, ``vssm.layers.linear``); and the
+environment variables that change the choices (``VSSM_BACKEND``, ``VSSM_STRICT_BACKEND``, ``VSSM_CPU_GEMM``).
 
 ``cpu_name()`` names the CPU and its vector instruction set; the benchmarks print it in their headers, because CPU
 figures (and the ratios between models) move with the CPU: VMamba-T's inference speed measured 0.97x Swin-T's on
@@ -89,9 +90,26 @@ def _why(device_type: str, backend: str) -> str:
     }.get((device_type, backend), "no fast kernel for this device: the portable torch backend")
 
 
+def _cpu_gemm() -> str:
+    """What vssm's linear layers run fp32 CPU products with (``vssm.layers.linear``), and why."""
+    from .layers import linear
+
+    try:
+        backend = linear.cpu_gemm_backend()
+    except (RuntimeError, ValueError) as e:  # a bad VSSM_CPU_GEMM, or 'onednn' where it does not work: say so
+        return str(e)
+    mode = linear.get_cpu_gemm()
+    why = {"torch": "policy 'torch'", "onednn": "policy 'onednn'"}.get(mode)
+    if why is None:
+        why = ("policy 'auto': AVX-512 CPU that MKL runs with AVX2" if backend == "onednn"
+               else "policy 'auto': torch's default BLAS on this CPU")
+    return f"{'oneDNN' if backend == 'onednn' else 'torch (MKL / OpenBLAS)'} ({why})"
+
+
 def backend_info() -> Dict[str, Any]:
     """The backend per device (``devices``: a list of ``device``, ``backend``, ``why``), ``available`` backends,
-    package ``versions`` (None when missing), ``numba_cache_warm``, the relevant ``environment`` variables."""
+    package ``versions`` (None when missing), ``numba_cache_warm``, ``cpu_gemm`` (what the linear layers' fp32 CPU
+    products run on, ``vssm.layers.linear``), the relevant ``environment`` variables."""
     import torch
 
     from .kernels import op
@@ -121,8 +139,9 @@ def backend_info() -> Dict[str, Any]:
         versions={p: _version(p) for p in _PACKAGES},
         python=platform.python_version(),
         numba_cache_warm=_numba_cache_warm(),
+        cpu_gemm=_cpu_gemm(),
         environment={k: os.environ.get(k) for k in ("VSSM_BACKEND", "VSSM_STRICT_BACKEND", "TRITON_INTERPRET",
-                                                    "VSSM_NUMBA_CACHE", "NUMBA_CACHE_DIR")},
+                                                    "VSSM_NUMBA_CACHE", "NUMBA_CACHE_DIR", "VSSM_CPU_GEMM")},
     )
 
 
@@ -136,10 +155,12 @@ def format_info(info: Optional[Dict[str, Any]] = None) -> str:
     warm = info["numba_cache_warm"]
     lines.append("numba cache: " + ("no numba" if warm is None else "warm" if warm else
                                     "cold (the first CPU call compiles the kernels)"))
+    lines.append(f"CPU linear layers (fp32): {info['cpu_gemm']}")
     lines.append(f"python {info['python']}; " + ", ".join(f"{k} {v or '-'}" for k, v in info["versions"].items()))
     env = {k: v for k, v in info["environment"].items() if v is not None}
     lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "none of VSSM_BACKEND, "
-                                    "VSSM_STRICT_BACKEND, TRITON_INTERPRET, VSSM_NUMBA_CACHE, NUMBA_CACHE_DIR set"))
+                                    "VSSM_STRICT_BACKEND, TRITON_INTERPRET, VSSM_NUMBA_CACHE, NUMBA_CACHE_DIR, "
+                                    "VSSM_CPU_GEMM set"))
     return "\n".join(lines)
 
 

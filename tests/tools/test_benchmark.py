@@ -117,8 +117,45 @@ def test_versus_prints_one_row(bench_models, capsys):
     assert "head to head: inference, batch 1, 32x32" in out
     row = next(line for line in out.splitlines() if line.startswith("| test_vmamba |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[0] == cells[2] == "test_vmamba" and cells[4].endswith("x")
-    assert float(cells[4][:-1]) == pytest.approx(float(cells[3]) / float(cells[1]), abs=0.5)
+    assert cells[0] == cells[3] == "test_vmamba" and cells[1] == cells[4] and cells[6].endswith("x")
+    assert float(cells[6][:-1]) == pytest.approx(float(cells[5]) / float(cells[2]), abs=0.5)
+
+
+def test_versus_gemm_policies_per_side(bench_models, capsys):
+    """--gemm A,B: each side's steps run under its own CPU GEMM policy, restored after; --versus-vssm-linear puts
+    the other model's nn.Linear layers on vssm's Linear."""
+    from vssm.layers import linear
+
+    seen = []
+    before = linear.get_cpu_gemm()
+    step = bench_models._under_gemm(lambda: seen.append(linear.get_cpu_gemm()), "torch")
+    step()
+    assert seen == ["torch"] and linear.get_cpu_gemm() == before
+    bench_models.main(["--model", "test_vmamba", "--versus", "deit_tiny_patch16_224", "--versus-vssm-linear",
+                       "--gemm", "auto,torch", "--batch-size", "1", "--img-size", "32", "--iters", "2",
+                       "--warmup", "0"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| test_vmamba |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "auto" and cells[3] == "deit_tiny_patch16_224 (vssm Linear)" and cells[4] == "torch"
+    with pytest.raises(SystemExit, match=r"--gemm: got 'mkl'; allowed: one or two of auto, onednn, torch"):
+        bench_models.main(["--model", "test_vmamba", "--versus", "test_vmamba", "--gemm", "mkl"])
+
+
+def test_convert_linears_keeps_parameters_and_takes_the_policy():
+    from vssm.layers.linear import Linear, convert_linears
+
+    model = timm.create_model("deit_tiny_patch16_224", img_size=32, patch_size=8, depth=1, num_classes=3)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+    n_linear = sum(type(m) is nn.Linear for m in model.modules())
+    assert n_linear > 0 and convert_linears(model) == n_linear
+    assert all(type(m) is not nn.Linear for m in model.modules())
+    assert sum(type(m) is Linear for m in model.modules()) == n_linear
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
 
 
 def test_kernel_lowrank_row_compares_equal_computations():

@@ -27,21 +27,23 @@ from __future__ import annotations
 import os
 import platform
 import warnings
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import _python_dispatch
 
 from ..kernels.op import is_tracing
 
-__all__ = ["Linear", "Mlp", "linear", "set_cpu_gemm", "get_cpu_gemm", "cpu_gemm_backend", "CPU_GEMM_MODES"]
+__all__ = ["Linear", "Mlp", "linear", "convert_linears", "set_cpu_gemm", "get_cpu_gemm", "cpu_gemm_backend",
+           "CPU_GEMM_MODES"]
 
 #: the policies of :func:`set_cpu_gemm` / ``VSSM_CPU_GEMM``
 CPU_GEMM_MODES = ("auto", "onednn", "torch")
 
 _mode: Optional[str] = None       # set_cpu_gemm's mode; None: VSSM_CPU_GEMM, else 'auto'
-_resolved: Optional[str] = None   # the backend the mode resolves to here ('onednn' or 'torch'), cached
+_resolved: Dict[str, str] = {}   # mode -> the backend it resolves to here ('onednn' or 'torch')
 _ONEDNN_OP = "_linear_pointwise"
 
 
@@ -96,10 +98,9 @@ def cpu_gemm_backend() -> str:
         ValueError: ``VSSM_CPU_GEMM`` is not one of ``CPU_GEMM_MODES``.
         RuntimeError: the policy is ``'onednn'`` and torch's oneDNN linear op does not work here.
     """
-    global _resolved
     mode = _requested_mode()
-    if _resolved is not None and _resolved[0] == mode:
-        return _resolved[1]
+    if mode in _resolved:
+        return _resolved[mode]
     if mode == "torch":
         backend = "torch"
     else:
@@ -109,7 +110,7 @@ def cpu_gemm_backend() -> str:
         if mode == "auto" and why_not not in (None, "not preferred"):
             warnings.warn(f"vssm: CPU linear layers use torch's BLAS: {why_not}", RuntimeWarning, stacklevel=3)
         backend = "onednn" if why_not is None else "torch"
-    _resolved = (mode, backend)
+    _resolved[mode] = backend
     return backend
 
 
@@ -141,14 +142,14 @@ def get_cpu_gemm() -> str:
 
 def _plain_eager(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
     """A call that only sees torch's eager CPU kernels: no tracer, mode, transform, autocast or subclass."""
+    if is_tracing() or _cpu_autocast() or _dispatch_mode_active() or _functorch_active():
+        return False
     if type(x) is not torch.Tensor or type(weight) not in (torch.Tensor, nn.Parameter):
         return False
     if bias is not None and (type(bias) not in (torch.Tensor, nn.Parameter) or bias.dtype != torch.float32):
         return False
-    if x.device.type != "cpu" or weight.device.type != "cpu" or x.dtype != torch.float32 \
-            or weight.dtype != torch.float32 or x.dim() < 1 or x.numel() == 0:
-        return False
-    return not (is_tracing() or _cpu_autocast() or _dispatch_mode_active() or _functorch_active())
+    return (x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and x.dim() >= 1 and x.numel() > 0)
 
 
 def _cpu_autocast() -> bool:
@@ -159,8 +160,6 @@ def _cpu_autocast() -> bool:
 
 
 def _dispatch_mode_active() -> bool:
-    from torch.utils import _python_dispatch
-
     return _python_dispatch._get_current_dispatch_mode() is not None
 
 
@@ -231,6 +230,18 @@ class Linear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
+
+
+def convert_linears(module: nn.Module) -> int:
+    """Makes every ``nn.Linear`` in ``module`` (exactly that class, not subclasses) a :class:`Linear` in place: same
+    parameters and state dict, the CPU GEMM policy from then on (e.g. a timm model compared with vssm's on equal
+    terms). Returns how many it converted."""
+    n = 0
+    for m in module.modules():
+        if type(m) is nn.Linear:
+            m.__class__ = Linear
+            n += 1
+    return n
 
 
 class Mlp(nn.Module):
