@@ -240,13 +240,14 @@ def run_zoo(args: argparse.Namespace) -> Dict[str, Any]:
 
     import vssm  # noqa: F401
     from vssm.env import cpu_name
+    from vssm.layers.linear import cpu_gemm_backend
     from vssm.zoo import releases
 
     if args.threads:
         torch.set_num_threads(args.threads)
     meta = dict(device=args.device, machine=cpu_name(), torch=torch.__version__,
                 threads=torch.get_num_threads(), batch=args.batch_size, warmup=args.warmup, iters=args.iters,
-                train=args.train, date=time.strftime("%Y-%m-%d"), load=_loadavg())
+                train=args.train, date=time.strftime("%Y-%m-%d"), load=_loadavg(), cpu_gemm=cpu_gemm_backend())
     print(f"model zoo: {'train' if args.train else 'inference'}, batch {args.batch_size}, fp32, {args.device}, "
           f"torch {torch.__version__}, threads {meta['threads']}, load average {meta['load']}\n")
     models: Dict[str, Any] = {}

@@ -113,7 +113,9 @@ def caption(meta: Dict[str, Any] | None) -> str:
                "tools/model_zoo.py --bench F --write)."
     return (f"CPU img/s (median of {meta['iters']}) and peak memory (resident-set growth): batch {meta['batch']}, "
             f"fp32, {'training step' if meta['train'] else 'inference'} at each model's size, {meta['machine']}, "
-            f"{meta['threads']} torch threads, torch {meta['torch']}, {meta['date']} "
+            f"{meta['threads']} torch threads, torch {meta['torch']}"
+            + ({"onednn": ", linear layers on oneDNN", "torch": ", linear layers on torch's BLAS"}.get(
+                meta.get("cpu_gemm"), "")) + f", {meta['date']} "
             "(`tools/benchmark.py models --zoo`). GFLOPs: ours counted the family's way (`vssm.utils.flops`) / "
             "the published figure.")
 
