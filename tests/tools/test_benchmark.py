@@ -118,7 +118,10 @@ def test_versus_prints_one_row(bench_models, capsys):
     row = next(line for line in out.splitlines() if line.startswith("| test_vmamba |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == cells[3] == "test_vmamba" and cells[1] == cells[4] and cells[6].endswith("x")
-    assert float(cells[6][:-1]) == pytest.approx(float(cells[5]) / float(cells[2]), abs=0.5)
+    # the ratio's direction is test_head_to_head_interleaves_and_reads_the_ratio's (sleeping models); here the row
+    # must hold the median round inside its middle half (two rounds of real steps are too noisy for more)
+    lo, hi = (float(v) for v in cells[7].rstrip("x").split("-"))
+    assert float(cells[2]) > 0 and float(cells[5]) > 0 and lo <= float(cells[6][:-1]) <= hi
 
 
 def test_versus_gemm_policies_per_side(bench_models, capsys):
