@@ -169,3 +169,21 @@ def test_linear_and_mlp_keep_nn_linear_and_timm_mlp_state_dicts():
     theirs.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(3, 7, 12)
     torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_unavailable_is_an_error_when_asked_and_a_warning_under_auto(policy, monkeypatch):
+    """Where torch has no working oneDNN linear op: 'onednn' raises and keeps the setting; 'auto' on a CPU that
+    would prefer it warns once and runs torch's BLAS."""
+    monkeypatch.setattr(lin, "_onednn_op", lambda: None)
+    monkeypatch.setattr(lin, "_resolved", {})
+    policy("torch")
+    with pytest.raises(RuntimeError, match=r"cpu gemm: got 'onednn'; torch has no oneDNN linear op here .*; "
+                                           r"allowed here: 'auto' or 'torch'"):
+        policy("onednn")
+    assert lin.get_cpu_gemm() == "torch"
+    monkeypatch.setattr(lin, "_auto_prefers_onednn", lambda: True)
+    lin._mode = "auto"
+    with pytest.warns(RuntimeWarning, match="CPU linear layers use torch's BLAS: torch has no oneDNN linear op"):
+        assert lin.cpu_gemm_backend() == "torch"
+    x, w = torch.randn(3, 4), torch.randn(5, 4)
+    assert torch.equal(lin.linear(x, w), F.linear(x, w))
