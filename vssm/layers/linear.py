@@ -44,7 +44,6 @@ CPU_GEMM_MODES = ("auto", "onednn", "torch")
 
 _mode: Optional[str] = None       # set_cpu_gemm's mode; None: VSSM_CPU_GEMM, else 'auto'
 _resolved: Dict[str, str] = {}   # mode -> the backend it resolves to here ('onednn' or 'torch')
-_ONEDNN_OP = "_linear_pointwise"
 
 
 def _check_mode(mode: object, name: str) -> str:
@@ -62,7 +61,7 @@ def _requested_mode() -> str:
 def _onednn_op():
     if not torch.backends.mkldnn.is_available():
         return None
-    return getattr(torch.ops.mkldnn, _ONEDNN_OP, None) if hasattr(torch.ops, "mkldnn") else None
+    return getattr(torch.ops.mkldnn, "_linear_pointwise", None) if hasattr(torch.ops, "mkldnn") else None
 
 
 def _onednn_works() -> Optional[str]:
@@ -101,15 +100,15 @@ def cpu_gemm_backend() -> str:
     mode = _requested_mode()
     if mode in _resolved:
         return _resolved[mode]
-    if mode == "torch":
+    if mode == "torch" or (mode == "auto" and not _auto_prefers_onednn()):
         backend = "torch"
     else:
-        why_not = _onednn_works() if mode == "onednn" or _auto_prefers_onednn() else "not preferred"
-        if mode == "onednn" and why_not is not None:
+        why_not = _onednn_works()
+        if why_not is not None and mode == "onednn":
             raise RuntimeError(f"cpu gemm: got 'onednn'; {why_not}; allowed here: 'auto' or 'torch'")
-        if mode == "auto" and why_not not in (None, "not preferred"):
+        if why_not is not None:  # 'auto' on a CPU that would take oneDNN
             warnings.warn(f"vssm: CPU linear layers use torch's BLAS: {why_not}", RuntimeWarning, stacklevel=3)
-        backend = "onednn" if why_not is None else "torch"
+        backend = "torch" if why_not is not None else "onednn"
     _resolved[mode] = backend
     return backend
 
