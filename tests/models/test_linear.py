@@ -187,3 +187,36 @@ def test_onednn_unavailable_is_an_error_when_asked_and_a_warning_under_auto(poli
         assert lin.cpu_gemm_backend() == "torch"
     x, w = torch.randn(3, 4), torch.randn(5, 4)
     assert torch.equal(lin.linear(x, w), F.linear(x, w))
+
+
+def _op_names(fn):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+@needs_onednn
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_mlp_inference_runs_gelu_inside_fc1_and_matches_the_oracle(policy, approximate):
+    policy("onednn")
+    torch.manual_seed(3)
+    ours = lin.Mlp(96, 384, act_layer=lambda: nn.GELU(approximate=approximate)).eval()
+    oracle = TimmMlp(96, 384, act_layer=lambda: nn.GELU(approximate=approximate)).double().eval()
+    oracle.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 7, 5, 96)
+    with torch.no_grad():
+        names = _op_names(lambda: ours(x))
+        y = ours(x)
+        want = oracle(x.double())
+    assert "mkldnn::_linear_pointwise" in names and "aten::gelu" not in names
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    # training: the GELU stays a module of its own (its backward needs the pre-activation), gradients right
+    xg = x.clone().requires_grad_()
+    names = _op_names(lambda: ours(xg).square().sum().backward())
+    assert "aten::gelu" in names and "aten::gelu_backward" in names
+    x64 = x.double().requires_grad_()
+    oracle(x64).square().sum().backward()
+    torch.testing.assert_close(xg.grad.double(), x64.grad, rtol=1e-5, atol=1e-4)
+    policy("torch")
+    with torch.no_grad():
+        assert "aten::gelu" in _op_names(lambda: ours(x))
