@@ -212,21 +212,27 @@ class _OneDNNLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def _fusable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
-    """A call that :func:`linear` would run on oneDNN and that needs no autograd: oneDNN's post-ops may run too."""
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        return False
+def _on_onednn(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
+    """The product runs on oneDNN: a plain eager fp32 CPU call under a policy that resolves to oneDNN."""
     return _plain_eager(x, weight, bias) and cpu_gemm_backend() == "onednn"
+
+
+def _needs_grad(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                        or (bias is not None and bias.requires_grad))
+
+
+def _fusable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
+    """A product on oneDNN that needs no autograd: oneDNN's post-ops may run inside it."""
+    return not _needs_grad(x, weight, bias) and _on_onednn(x, weight, bias)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``; fp32 CPU calls go through oneDNN where the policy says so (module docstring)."""
-    if not _plain_eager(x, weight, bias) or cpu_gemm_backend() != "onednn":
+    if not _on_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
     x2 = x.reshape(-1, x.shape[-1])
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
+    if _needs_grad(x, weight, bias):
         y = _OneDNNLinear.apply(x2, weight, bias)
     else:
         y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, "none", [], "")
