@@ -10,10 +10,11 @@ step there.
 What. :class:`Linear` is ``nn.Linear`` (same parameters, state dict, initialisation, ``isinstance``) whose forward
 calls :func:`linear`; :class:`Mlp` is timm's ``Mlp`` (same keys: ``fc1``, ``fc2``) built from it, and where no
 autograd is needed it runs a GELU inside fc1's oneDNN GEMM (oneDNN's post-op, no extra pass). :func:`linear`
-takes oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch.compile's CPU backend emits for linear layers) when
-the policy says so and the call is a plain eager fp32 CPU call; otherwise it is ``F.linear``. Its backward forms the
-input gradient with oneDNN and the weight gradient with oneDNN or torch's ``mm``, whichever measured faster for the
-shape class (``_onednn_weight_grad``); under ``create_graph`` it uses differentiable torch ops.
+takes oneDNN (``torch.ops.mkldnn._linear_pointwise``, the op torch.compile's CPU backend uses for linear layers
+when it freezes the weights) when the policy says so and the call is a plain eager fp32 CPU call; otherwise it is
+``F.linear``. Its backward forms the input gradient with oneDNN and the weight gradient with oneDNN or torch's
+``mm``, whichever measured faster for the shape class (``_onednn_weight_grad``); under ``create_graph`` it uses
+differentiable torch ops.
 
 Policy (:func:`set_cpu_gemm`, or ``VSSM_CPU_GEMM``): ``'auto'`` (default) takes oneDNN on x86-64 CPUs with AVX-512
 that are not Intel's (where MKL is known to leave AVX-512 unused; on Intel CPUs MKL runs AVX-512 and torch's default
