@@ -16,7 +16,12 @@ def is_exporting() -> bool:
     if torch.jit.is_tracing() or torch.jit.is_scripting():
         return True
     compiler = getattr(torch, "compiler", None)
-    if compiler is not None and getattr(compiler, "is_exporting", lambda: False)():
+    if compiler is not None and hasattr(compiler, "_is_exporting_flag"):
+        # what is_exporting() returns, read directly: inside torch.compile, torch 2.7-2.11's dynamo folds
+        # is_exporting() to True, which would send every compiled model down the portable path
+        if compiler._is_exporting_flag:
+            return True
+    elif compiler is not None and getattr(compiler, "is_exporting", lambda: False)():
         return True
     onnx = getattr(torch, "onnx", None)
     return bool(onnx is not None and getattr(onnx, "is_in_onnx_export", lambda: False)())

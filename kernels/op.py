@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 import warnings
 import weakref
 from typing import List, Optional, Tuple
@@ -237,9 +238,20 @@ def _ckpt_shape(backend, Bt, K, Du, N, T, save_ckpt):
     return (Bt, K, -(-T // _cpu.CHUNK) if save_ckpt else 0, N, Du)
 
 
+def _custom_op(name: str):
+    """``torch.library.custom_op`` with the function's annotations resolved first: this module's are strings (``from
+    __future__ import annotations``), which torch < 2.5 cannot infer a schema from."""
+
+    def wrap(fn):
+        fn.__annotations__ = typing.get_type_hints(fn)
+        return torch.library.custom_op(name, mutates_args=())(fn)
+
+    return wrap
+
+
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
 
-    @torch.library.custom_op("vssm::selective_scan_fwd", mutates_args=())
+    @_custom_op("vssm::selective_scan_fwd")
     def _fwd_op(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                 D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor], order: torch.Tensor,
                 delta_softplus: bool, merge: bool, save_ckpt: bool, backend: str, out_dtype: torch.dtype,
@@ -259,7 +271,7 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
         ckpt = u.new_empty(_ckpt_shape(backend, Bt, K, Du, N, order.shape[1], save_ckpt), dtype=ct)
         return y, last, ckpt
 
-    @torch.library.custom_op("vssm::selective_scan_bwd", mutates_args=())
+    @_custom_op("vssm::selective_scan_bwd")
     def _bwd_op(dout: torch.Tensor, u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                 C: torch.Tensor, D: torch.Tensor, delta_bias: torch.Tensor, z: Optional[torch.Tensor],
                 order: torch.Tensor, ckpt: torch.Tensor, delta_softplus: bool, merge: bool, backend: str,
@@ -292,6 +304,11 @@ else:  # torch < 2.4: no custom_op; call the backends directly
         return list(_bwd_impl(*args))
 
 
+#: torch.compile on torch 2.8, 2.10 and 2.11 (measured; 2.6 and 2.12 are right) passes a zero gradient to
+#: SelectiveScanFn.backward when the forward returns the custom op's output tensor itself; a copy gets the right one.
+_CLONE_COMPILED_OUTPUT = torch.__version__ < "2.12"
+
+
 class SelectiveScanFn(torch.autograd.Function):
     """Autograd over the fast backends; inputs are already normalised by ``selective_scan``."""
 
@@ -306,7 +323,10 @@ class SelectiveScanFn(torch.autograd.Function):
         ctx.delta_softplus, ctx.merge, ctx.backend = delta_softplus, merge, backend
         ctx.has_D, ctx.has_bias = has_D, has_bias
         ctx.mark_non_differentiable(last)
-        return y.to(out_dtype), last.float()
+        y = y.to(out_dtype)
+        if _CLONE_COMPILED_OUTPUT and _is_compiling():
+            y = y.clone()  # torch < 2.12's dynamo hands this output a zero gradient when it is the custom op's own
+        return y, last.float()
 
     @staticmethod
     def backward(ctx, dy, dlast):
@@ -411,6 +431,8 @@ def selective_scan(
         return selective_scan_ref(u, delta, A, B, C, D, delta_bias, delta_softplus, order, z, merge, out_dtype,
                                   return_last_state)
 
+    if W is not None and backend == "triton" and _triton.lowrank_forward_crashes(A.shape[-1]):
+        delta, W = torch.einsum("blkr,kdr->blkd", delta.float(), W.float()), None  # full step size, autograd's grads
     ct = torch.float64 if u.dtype == torch.float64 else torch.float32
     shared_u = u.dim() == 3
     u4 = (u.unsqueeze(2) if shared_u else u).contiguous()

@@ -324,6 +324,28 @@ def test_torch_compile_sees_one_node():
     assert any("selective_scan_fwd" in str(tg) for tg in targets), targets
 
 
+def test_torch_compile_training_gradients_equal_eager():
+    """The compiled op's gradients are eager's (torch 2.8-2.11's dynamo once handed its backward a zero gradient)."""
+    gen = torch.Generator().manual_seed(6)
+    t = make_inputs(2, 10, 2, 4, 2, gen=gen)
+    order = random_order(2, 10, gen)
+    names = ["u", "delta", "A", "B", "C", "D", "delta_bias"]
+
+    def f(*args):
+        return selective_scan(*args, order=order, merge="sum").square().sum()
+
+    def grads(fn):
+        args = [t[k].detach().clone().requires_grad_() for k in names]
+        fn(*args).backward()
+        return args
+
+    torch._dynamo.reset()
+    eager, compiled = grads(f), grads(torch.compile(f, backend="eager", fullgraph=True))
+    for name, a, b in zip(names, eager, compiled):
+        assert a.grad.abs().sum() > 0, name
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"d{n}: {m}")
+
+
 def _valid():
     return make_inputs(2, 6, 2, 3, 2, gen=torch.Generator().manual_seed(0))
 
