@@ -9,6 +9,7 @@ input dtype; forward and backward), and :func:`report` compiles them. Used by ``
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import os
 import re
@@ -19,8 +20,8 @@ from typing import Dict, Iterable, List, Optional
 
 from . import triton_scan
 
-__all__ = ["Variant", "compile_variant", "model_variants", "occupancy", "report", "REGISTERS_PER_SM",
-           "SHARED_PER_SM"]
+__all__ = ["Variant", "compile_variant", "model_variants", "occupancy", "report", "unsupported",
+           "REGISTERS_PER_SM", "SHARED_PER_SM"]
 
 REGISTERS_PER_SM = 65536  # sm_80 / sm_90
 SHARED_PER_SM = 228 * 1024  # sm_90 (sm_80: 164 KiB; the kernels use a few KiB)
@@ -93,10 +94,28 @@ def occupancy(registers: int, shared: int, num_warps: int) -> int:
     return blocks * num_warps
 
 
+def unsupported() -> Optional[str]:
+    """Why this triton cannot compile ahead of time the way :func:`compile_variant` does, or ``None`` when it can:
+    ``ASTSource(..., constexprs=...)`` is triton >= 3.3 (3.2 and older take ``constants=`` with another signature
+    format), and 3.3's compiler crashes on the rank-R forward at N 2-4 (``triton_scan.lowrank_forward_crashes``;
+    the op works around it, a table of every variant cannot). The kernels themselves run on older triton."""
+    try:
+        import triton
+        from triton.compiler import ASTSource
+    except ImportError as e:
+        return f"triton is not importable ({e})"
+    if "constexprs" not in inspect.signature(ASTSource.__init__).parameters or triton_scan.lowrank_forward_crashes(2):
+        return f"compiling for a GPU target without a GPU needs triton >= 3.4; this is triton {triton.__version__}"
+    return None
+
+
 def compile_variant(v: Variant, arch: int, max_registers: Optional[int] = None) -> Dict[str, object]:
     """Compiles ``v`` for ``sm_<arch>`` as the launchers do (``max_registers`` overrides their register cap) and
     returns its tiles, registers, spill (stack frame + local memory bytes), shared memory (bytes per block) and
     resident warps per SM."""
+    why = unsupported()
+    if why is not None:
+        raise RuntimeError(f"vssm.kernels.triton_compile: {why}")
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource

@@ -33,6 +33,13 @@ def is_available() -> bool:
     return triton is not None
 
 
+def lowrank_forward_crashes(N: int) -> bool:
+    """Whether this triton's compiler crashes on the rank-R forward kernel at state size ``N``: triton 3.3 dies
+    (SIGSEGV in an MLIR pass) on it when the padded state is 2 or 4, for sm_80 and sm_90 alike (measured with 3.3.1,
+    the triton of torch 2.7; 3.4 to 3.7 compile it). ``selective_scan`` then forms the step size outside the kernel."""
+    return triton is not None and triton.__version__.startswith("3.3.") and triton.next_power_of_2(N) in (2, 4)
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError(

@@ -553,6 +553,10 @@ def main(argv=None) -> None:
 
     tune_cpu_allocator()  # as the launchers: benchmarks measure what they run
     if args.what == "kernel" and args.compile_only:
+        from vssm.kernels.triton_compile import unsupported
+
+        if unsupported() is not None:
+            parser.error(f"kernel --compile-only: {unsupported()}")
         kernel_compile_table(args)
     elif args.what == "kernel" and args.against:
         try:

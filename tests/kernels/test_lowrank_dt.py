@@ -126,6 +126,33 @@ def test_triton_lowrank_matches_oracle(case):
     check("triton", t, random_order(K, L, gen, ragged=True), dtype, merge=merge, device=device)
 
 
+@pytest.mark.skipif("triton" not in available_backends(), reason="triton not installed")
+def test_triton_lowrank_without_the_fused_forward_matches_oracle(monkeypatch):
+    """Where triton's compiler crashes on the rank-R forward (triton 3.3 at N 2-4), the op forms the step size
+    outside the kernel: still the oracle's forward and every gradient, d(dt) and dW from autograd."""
+    import vssm.kernels.triton_scan as triton_scan
+
+    calls = []
+    monkeypatch.setattr(triton_scan, "lowrank_forward_crashes", lambda N: calls.append(N) or True)
+    device = "cuda" if HAS_CUDA else "cpu"
+    gen = torch.Generator().manual_seed(21)
+    t = lowrank_inputs(2, 12, 2, 36, 2, 3, dtype=torch.float32, has_z=True, device=device, gen=gen)
+    check("triton", t, random_order(2, 12, gen, ragged=True), torch.float32, merge="sum", device=device)
+    assert calls and set(calls) == {2}
+
+
+def test_lowrank_forward_crash_rule(monkeypatch):
+    import vssm.kernels.triton_scan as triton_scan
+
+    if triton_scan.triton is None:
+        pytest.skip("triton not installed")
+    monkeypatch.setattr(triton_scan.triton, "__version__", "3.3.1")
+    assert [N for N in range(1, 17) if triton_scan.lowrank_forward_crashes(N)] == [2, 3, 4]
+    for version in ("3.2.0", "3.4.0", "3.6.0", "3.30.0"):
+        monkeypatch.setattr(triton_scan.triton, "__version__", version)
+        assert not any(triton_scan.lowrank_forward_crashes(N) for N in range(1, 17)), version
+
+
 @pytest.mark.parametrize("backend", ["cpu", "ref"])
 def test_lowrank_gradcheck_float64(backend):
     if backend not in available_backends():

@@ -10,9 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from vssm.kernels.triton_compile import model_variants, occupancy
+from vssm.kernels.triton_compile import model_variants, occupancy, unsupported
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+needs_aot = pytest.mark.skipif(unsupported() is not None, reason=str(unsupported()))
 
 
 def _compile(code: str) -> list:
@@ -46,6 +47,7 @@ def test_model_variants_cover_the_grid():
     assert {v.lowrank for v in vs} == {True, False}
 
 
+@needs_aot
 def test_the_measurement_sees_spill():
     """Capped at 32 registers, the N = 16 backward must spill: the resource reading is not blind to it."""
     rows = _compile(
@@ -82,6 +84,7 @@ def test_ci_variants_cover_every_cell_and_flag():
 
 
 @pytest.mark.slow
+@needs_aot
 def test_model_variants_compile_without_spill_at_16_warps():
     variants = _ci_variants()
     code = ("import json; from vssm.kernels.triton_compile import Variant, report;"
