@@ -143,8 +143,11 @@ def _read_safetensors(path: Path, map_location: str | torch.device) -> Dict[str,
 
 
 def _unsafe_globals(path: Path) -> List[str]:
+    find = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
+    if find is None:
+        return []
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        return list(find(str(path)))
     except (RuntimeError, ValueError, OSError, pickle.UnpicklingError, zipfile.BadZipFile):
         return []
 

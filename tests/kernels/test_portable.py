@@ -167,8 +167,13 @@ def test_export_graph_does_not_grow_with_the_length():
     t = _inputs(1, 8, 2, 3, 2, dtype=torch.float32)
 
     class Op(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name in ("A", "D", "delta_bias"):  # buffers: torch < 2.7 does not export closed-over tensors
+                self.register_buffer(name, t[name])
+
         def forward(self, u, delta, B, C):
-            return selective_scan(u, delta, t["A"], B, C, t["D"], t["delta_bias"], merge="sum")
+            return selective_scan(u, delta, self.A, B, C, self.D, self.delta_bias, merge="sum")
 
     counts = {}
     for L in (256, 2048):

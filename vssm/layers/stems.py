@@ -52,9 +52,10 @@ def check_image_input(model: nn.Module, x: Any, in_chans: int, stem: nn.Module) 
         why = f" (the stem's {min_size}x{min_size} patches)" if min_size > 1 else ""
         raise ValueError(f"{name}: x: got a {x.shape[2]}x{x.shape[3]} image; allowed: height and width >= "
                          f"{min_size}{why}")
-    ref = next(stem.parameters(), None)
-    if ref is None:
+    params = list(stem.parameters())  # not next(..., None): torch.compile / export before torch 2.7 reject it
+    if not params:
         return
+    ref = params[0]
     if x.device != ref.device:
         raise ValueError(f"{name}: x: got device {x.device}; allowed: {ref.device}, the model's device "
                          f"(x.to({str(ref.device)!r}))")
