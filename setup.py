@@ -10,7 +10,7 @@ import sys
 from setuptools import find_packages, setup
 
 install_requires = [
-    "torch>=2.1",
+    "torch>=2.6",  # README "Versions": what the test suite was run on; export / compile need 2.11
     "timm>=1.0.21",  # device= / dtype= factory arguments of timm.layers (MambaVision builds with them)
     "numpy",
     "numba>=0.57",
@@ -19,7 +19,7 @@ install_requires = [
     "pyyaml",
 ]
 if sys.platform.startswith("linux"):
-    install_requires.append("triton>=2.1")
+    install_requires.append("triton>=3.2")  # torch 2.6's; 3.3 works around a compiler crash (triton_scan)
 
 extras_require = {
     # One era of OpenMMLab: mmengine 0.10 / mmcv 2.1 / mmdet 3.3 / mmseg 1.2 (mmcv is built from source).

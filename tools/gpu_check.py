@@ -3,7 +3,7 @@
 
     PYTHONPATH=. python tools/gpu_check.py [--json gpu_check.json] [--budget 480]
 
-Runs from a source checkout with nothing installed but torch >= 2.4, triton, timm and numba (pytest is used when
+Runs from a source checkout with nothing installed but torch >= 2.6, triton, timm and numba (pytest is used when
 present). In order, each section bounded by what is left of ``--budget`` seconds:
 
 1. correctness: the Triton op against the fp32 oracle on fresh random inputs (forward, last state and every
