@@ -555,8 +555,9 @@ def main(argv=None) -> None:
     if args.what == "kernel" and args.compile_only:
         from vssm.kernels.triton_compile import unsupported
 
-        if unsupported() is not None:
-            parser.error(f"kernel --compile-only: {unsupported()}")
+        why = unsupported()
+        if why is not None:
+            parser.error(f"kernel --compile-only: {why}")
         kernel_compile_table(args)
     elif args.what == "kernel" and args.against:
         try:
