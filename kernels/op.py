@@ -113,10 +113,12 @@ _checked_meta: dict = {}
 
 def _check_order(order: torch.Tensor, K: int, L: int) -> None:
     """Values in [-1, L) and no position twice within a path. Costs a host sync, so each order tensor (scans hand
-    out cached ones) is checked once per (object, version, L)."""
+    out cached ones) is checked once per (object, version, L). An inference tensor has no version counter (it may
+    change in place unseen), so one is checked on every call; the scans' cached orders never are one."""
     key = id(order)
-    meta = (order._version, L, K)
-    if _checked_orders.get(key) is order and _checked_meta.get(key) == meta:
+    inference = order.is_inference()
+    meta = (None if inference else order._version, L, K)
+    if not inference and _checked_orders.get(key) is order and _checked_meta.get(key) == meta:
         return
     if order.dim() != 2 or order.shape[0] != K:
         raise _shape_error("order", order, f"(K, T) with K={K} paths (from delta)")
@@ -136,8 +138,9 @@ def _check_order(order: torch.Tensor, K: int, L: int) -> None:
             p = int(srt[k, 1:][dup[k]][0])
             raise ValueError(f"selective_scan: order path {k} visits position {p} more than once; "
                              "each path may visit a position at most once")
-    _checked_orders[key] = order
-    _checked_meta[key] = meta
+    if not inference:
+        _checked_orders[key] = order
+        _checked_meta[key] = meta
 
 
 def _check_args(u, delta, A, B, C, D, delta_bias, z, order, merge, backend, delta_softplus=True,

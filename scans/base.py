@@ -72,10 +72,13 @@ class Scan(Protocol):
 
 
 def real_tensors() -> contextlib.ExitStack:
-    """A context in which torch ops make real tensors even while ``torch.export`` traces (its fake and proxy modes
-    set aside): for the constants a model derives from its input size, such as scan orders, computed once, checked
-    and cached as real tensors."""
+    """A context in which torch ops make real, ordinary tensors even while ``torch.export`` traces (its fake and
+    proxy modes set aside) or inside ``torch.inference_mode()``: for the constants a model derives from its input
+    size, such as scan orders, computed once, checked and cached. A constant first built under inference mode would
+    otherwise be an inference tensor, which has no version counter and cannot be saved for a later backward."""
     stack = contextlib.ExitStack()
+    if torch.is_inference_mode_enabled():
+        stack.enter_context(torch.inference_mode(False))
     fake = getattr(getattr(torch, "_subclasses", None), "fake_tensor", None)
     if hasattr(fake, "unset_fake_temporarily"):
         stack.enter_context(fake.unset_fake_temporarily())

@@ -262,6 +262,41 @@ def test_backward_every_param(name, grad_checkpointing):
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
+def test_inference_mode_then_training(name):
+    """``torch.inference_mode()`` (timm's and most serving code's way to predict), then a training step: the
+    constants that models cache per input size (scan orders, padded window orders, RoPE tables) must be ordinary
+    tensors, or the inference forward fails (no version counter) or the later backward cannot save them. An odd
+    size, so that LocalMamba pads its windows; the gradients equal those of a twin that never saw inference mode."""
+    spec = _spec(name)
+    h, w = spec.backward_hw or spec.input_hw
+    x = torch.randn(spec.backward_batch, 3, h + 3, w + 5)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(timm.create_model(name, num_classes=7, **spec.backward_kwargs))
+    model, twin = models
+    for m in model.modules():  # scan objects may be shared: make this model's first forward build every cache
+        if hasattr(getattr(m, "scan", None), "clear_cache"):
+            m.scan.clear_cache()
+    model.eval()
+    with torch.inference_mode():
+        outs = [model(x), model(x)]  # the first call builds the caches, the second reads them
+    with torch.no_grad():
+        expected = model(x)
+    for out in outs:
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grads = []
+    for m in (model, twin):
+        m.train()
+        torch.manual_seed(1)  # the same dropout / drop-path draws
+        (m(x) * torch.arange(7.0)).mean().backward()
+        grads.append({n: p.grad for n, p in m.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for n, g in grads[0].items():
+        torch.testing.assert_close(g, grads[1][n], msg=lambda m, n=n: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
 def test_default_cfg_forward(name):
     """forward_features / forward_head, reset_classifier(0) -> pooled 2-D, reset_classifier(0, '') -> unpooled."""
     spec = _spec(name)

@@ -74,6 +74,20 @@ def test_bad_input_is_a_clear_error(backend, case, change, exc, needles):
     expect_error(f"op selective_scan[{backend}]", lambda: selective_scan(**kw), exc, needles)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_order_made_under_inference_mode(backend):
+    """An order built inside ``torch.inference_mode()`` has no version counter: the op still runs (equal to the
+    oracle), and since it cannot tell an in-place change, it checks such an order again on every call."""
+    kw = make()
+    with torch.inference_mode():
+        order = torch.tensor([[5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]], dtype=torch.int32)
+        y = selective_scan(**kw, order=order, backend=backend)
+        _check(backend, kw, y, order=order)
+        order[0, 1] = 5  # path 0 now visits position 5 twice
+        expect_error(f"op selective_scan[{backend}]", lambda: selective_scan(**kw, order=order, backend=backend),
+                     ValueError, ["order", "path 0", "at most"])
+
+
 @pytest.mark.skipif("triton" not in BACKENDS, reason="triton not installed")
 def test_float64_is_refused_by_triton_not_rounded():
     """The Triton kernel computes in fp32: float64 inputs would come back fp64-typed with fp32 accuracy."""

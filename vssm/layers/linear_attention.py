@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kernels.op import is_tracing
+from ..scans.base import real_tensors
 from .linear import Linear
 
 __all__ = ["RoPE2d", "LinearAttention", "rope_2d_tables"]
@@ -92,7 +93,7 @@ class RoPE2d(nn.Module):
             if hit is not None:
                 self._tables.move_to_end(key)
                 return hit
-        with torch.no_grad():
+        with torch.no_grad(), real_tensors():  # a constant: an ordinary tensor even under inference_mode
             out = torch.complex(*rope_2d_tables(H, W, self.dim, self.base, device))
         with _CACHE_LOCK:
             self._tables[key] = out

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..scans.base import real_tensors
 from .linear import Linear
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
@@ -182,14 +183,15 @@ class SS2D(nn.Module):
         Hp, Wp = max(e[0] for e in extents), max(e[1] for e in extents)
         result = None
         if (Hp, Wp) != (H, W):
-            paths = []
-            for d, (hk, wk) in zip(directions, extents):
-                p = torch.as_tensor(self.scan.direction_path(d, hk, wk).copy(), dtype=torch.int64)
-                paths.append((p // wk) * Wp + p % wk)
-            order = torch.full((len(paths), max(len(p) for p in paths)), -1, dtype=torch.int32)
-            for k, p in enumerate(paths):
-                order[k, :len(p)] = p.to(torch.int32)
-            result = (Hp, Wp, order.to(device))
+            with real_tensors():  # a cached constant: an ordinary tensor even under inference_mode / export
+                paths = []
+                for d, (hk, wk) in zip(directions, extents):
+                    p = torch.as_tensor(self.scan.direction_path(d, hk, wk).copy(), dtype=torch.int64)
+                    paths.append((p // wk) * Wp + p % wk)
+                order = torch.full((len(paths), max(len(p) for p in paths)), -1, dtype=torch.int32)
+                for k, p in enumerate(paths):
+                    order[k, :len(p)] = p.to(torch.int32)
+                result = (Hp, Wp, order.to(device))
         self._pad_cache[key] = result
         return result
 
