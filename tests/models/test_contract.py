@@ -296,6 +296,66 @@ def test_inference_mode_then_training(name):
         torch.testing.assert_close(g, grads[1][n], msg=lambda m, n=n: f"{n}: {m}")
 
 
+FX_MODELS = [n for n in TEST_MODELS if _spec(n).layout != "NLC"]
+
+
+@pytest.mark.parametrize("name", FX_MODELS)
+def test_torch_fx_trace_equals_eager(name):
+    """timm's FX path (its leaf registry: our mixers, down-samplers and GEMM layers run whole): the traced graph gives
+    the eager logits bit for bit at an odd size, and the same gradients (as timm's test_model_forward_fx /
+    test_model_backward_fx)."""
+    from timm.models._features_fx import create_feature_extractor, get_graph_node_names
+
+    spec = _spec(name)
+    h, w = spec.backward_hw or spec.input_hw
+    x = torch.randn(spec.backward_batch, 3, h + 3, w + 5)
+    torch.manual_seed(0)
+    model = timm.create_model(name, num_classes=7, **spec.backward_kwargs).eval()
+    train_nodes, eval_nodes = get_graph_node_names(model)
+    assert any(n.startswith("stem") for n in eval_nodes) and any(n.startswith("stages.") for n in eval_nodes)
+    graph = create_feature_extractor(model, {eval_nodes[-1]: "out"})
+    with torch.no_grad():
+        torch.testing.assert_close(graph(x)["out"], model(x), rtol=0, atol=0)
+    model.train()
+    graph = create_feature_extractor(model, {train_nodes[-1]: "out"})
+    grads = []
+    for fn in (graph, model):
+        model.zero_grad()
+        torch.manual_seed(1)
+        out = fn(x)
+        (((out["out"] if isinstance(out, dict) else out)) * torch.arange(7.0)).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for n, g in grads[0].items():
+        torch.testing.assert_close(g, grads[1][n], msg=lambda m, n=n: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("name", FX_MODELS)
+def test_features_only_fx_equals_the_default(name):
+    """``features_only=True, feature_cls='fx'`` (timm's FeatureGraphNet) gives the default feature maps (its raw
+    stage outputs: channels-last for NHWC families)."""
+    spec = _spec(name)
+    x = torch.randn(1, 3, 70, 90)
+    nets = []
+    for cls in ("fx", None):
+        torch.manual_seed(0)
+        nets.append(timm.create_model(name, features_only=True, **({"feature_cls": cls} if cls else {})).eval())
+    assert type(nets[0]).__name__ == "FeatureGraphNet"
+    with torch.no_grad():
+        fx, default = nets[0](x), nets[1](x)
+    assert len(fx) == len(default)
+    for a, b in zip(fx, default):
+        torch.testing.assert_close(a.permute(0, 3, 1, 2) if spec.layout == "NHWC" else a, b, rtol=0, atol=0)
+
+
+def test_vim_refuses_torch_fx_with_a_clear_error():
+    from timm.models._features_fx import get_graph_node_names
+
+    model = timm.create_model("test_vim").eval()
+    with pytest.raises(NotImplementedError, match=r"Vim: torch.fx symbolic tracing is not supported.*torch.export"):
+        get_graph_node_names(model)
+
+
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_default_cfg_forward(name):
     """forward_features / forward_head, reset_classifier(0) -> pooled 2-D, reset_classifier(0, '') -> unpooled."""

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._fx import register_notrace_function
 from .linear import Linear
 
 __all__ = ["Attention", "window_partition", "window_reverse"]
@@ -67,6 +68,7 @@ class Attention(nn.Module):
         return self.proj_drop(self.proj(x))
 
 
+@register_notrace_function
 def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Zero-pads an NHWC map at the bottom/right to a multiple of ``window_size`` and cuts it into windows.
 
@@ -87,6 +89,7 @@ def window_partition(x: torch.Tensor, window_size: int) -> Tuple[torch.Tensor, T
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, C), (Hp, Wp)
 
 
+@register_notrace_function
 def window_reverse(windows: torch.Tensor, window_size: int, padded: Tuple[int, int], size: Tuple[int, int]
                    ) -> torch.Tensor:
     """Inverse of :func:`window_partition`, cropping the padding: ``(B * nW, ws * ws, C)`` -> ``(B, H, W, C)``."""

@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils import _python_dispatch
 
 from ..kernels.op import is_tracing
+from ._fx import register_notrace_function, register_notrace_module
 
 __all__ = ["Linear", "Mlp", "linear", "convert_linears", "set_cpu_gemm", "get_cpu_gemm", "cpu_gemm_backend",
            "CPU_GEMM_MODES"]
@@ -228,6 +229,7 @@ def _fusable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     return not _needs_grad(x, weight, bias) and _on_onednn(x, weight, bias)
 
 
+@register_notrace_function
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)``; fp32 CPU calls go through oneDNN where the policy says so (module docstring)."""
     if not _on_onednn(x, weight, bias):
@@ -240,6 +242,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     return y.view(*x.shape[:-1], weight.shape[0])
 
 
+@register_notrace_module
 class Linear(nn.Linear):
     """``nn.Linear`` whose forward is :func:`linear` (same parameters, state dict and initialisation)."""
 
@@ -259,6 +262,7 @@ def convert_linears(module: nn.Module) -> int:
     return n
 
 
+@register_notrace_module
 class Mlp(nn.Module):
     """timm's ``Mlp`` (fc1 -> act -> drop -> fc2 -> drop, same state-dict keys) with :class:`Linear` layers; an
     ``nn.GELU`` runs as fc1's oneDNN post-op when fc1 would run on oneDNN and nothing needs gradients."""

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..kernels.op import is_tracing
 from ..scans.base import real_tensors
+from ._fx import register_notrace_module
 from .linear import Linear
 
 __all__ = ["RoPE2d", "LinearAttention", "rope_2d_tables"]
@@ -63,6 +64,7 @@ def rope_2d_tables(
     return torch.cos(angles), torch.sin(angles)
 
 
+@register_notrace_module
 class RoPE2d(nn.Module):
     """2-D rotary position embedding for channels-last maps, with tables made for the grid at hand.
 
@@ -165,7 +167,8 @@ class LinearAttention(nn.Module):
         B, H, W, C = x.shape
         n, nh = H * W, self.num_heads
         hd = C // nh
-        q, k = (F.elu(t) + 1.0 for t in self.qk(x).chunk(2, dim=-1))  # (B, H, W, C) each
+        q, k = self.qk(x).chunk(2, dim=-1)  # (B, H, W, C) each (unpacked, not a generator: torch.fx traces it)
+        q, k = F.elu(q) + 1.0, F.elu(k) + 1.0
         q_rope = self.rope(q).reshape(B, n, nh, hd)  # fp32
         k_rope = self.rope(k).reshape(B, n, nh, hd)
         q, k, v = q.reshape(B, n, nh, hd), k.reshape(B, n, nh, hd), x.reshape(B, n, nh, hd)

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kernels.op import is_tracing
+from ._fx import register_notrace_module
 from .linear import Linear
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
@@ -53,6 +54,7 @@ def path_inverse(order: torch.Tensor, length: int) -> torch.Tensor:
     return inv
 
 
+@register_notrace_module
 class PathMamba(nn.Module):
     """Mamba over ``K`` paths of a token sequence with separate per-path parameters (Vim's bidirectional layer).
 
@@ -213,6 +215,7 @@ class PathMamba(nn.Module):
         return self.out_proj(y)
 
 
+@register_notrace_module
 class MambaVisionMixer(nn.Module):
     """MambaVision's token mixer (channels-last).
 

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..scans.base import real_tensors
+from ._fx import register_notrace_module
 from .linear import Linear
 from .ssm import init_ssm_parameters, resolve_dt_rank, selective_ssm
 
@@ -64,6 +65,7 @@ class PathChannelAttention(nn.Module):
         return y * torch.sigmoid(g)
 
 
+@register_notrace_module
 class SS2D(nn.Module):
     """2-D selective scan mixer (channels-last in and out).
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._fx import is_fx_proxy, register_notrace_module
 from .linear import Linear
 
 __all__ = ["PatchEmbedStem", "ConvStem", "PatchMerging", "ConvDownsample", "create_stem", "create_downsample",
@@ -40,6 +41,8 @@ def check_image_input(model: nn.Module, x: Any, in_chans: int, stem: nn.Module) 
         in_chans: Channels the model was built with.
         stem: The first module the images meet.
     """
+    if is_fx_proxy(x):  # x is a Proxy, without values: the traced graph, like an exported one, runs
+        return                     # without these Python checks
     name = type(model).__name__
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: x: got {type(x).__name__}; allowed: a (B, {in_chans}, H, W) torch.Tensor")
@@ -128,6 +131,7 @@ class ConvStem(nn.Module):
         return self.norm2(x)
 
 
+@register_notrace_module
 class PatchMerging(nn.Module):
     """Downsample ``v1`` (Swin's patch merging): 2x2 neighbours concatenated, norm over ``4C``, linear to ``out_dim``.
 

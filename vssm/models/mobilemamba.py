@@ -46,6 +46,7 @@ from timm.layers import DropPath, SelectAdaptivePool2d, SqueezeExcite, trunc_nor
 from timm.models import checkpoint_seq, register_model
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
+from ..layers._fx import register_notrace_module
 from ..layers.drop import drop_path_rates
 from ..layers.ssm import selective_ssm
 from ._builder import build_model_with_cfg
@@ -194,6 +195,7 @@ def _haar_filters(channels: int) -> torch.Tensor:
     return f.repeat(channels, 1, 1).unsqueeze(1)
 
 
+@register_notrace_module
 class WaveletMamba(nn.Module):
     """WTE-Mamba: ``base_scale * SSM(x) + IWT(wavelet_scale * dwconv_k(WT(x)))``, one Haar level."""
 

@@ -47,6 +47,7 @@ from vssm.kernels import selective_scan
 from vssm.scans.multiscale import MultiScaleScan
 
 from ..checkpoint import check_state_dict, rename_keys, reshape_like, resolve_use_ema, unwrap_state_dict
+from ..layers._fx import register_notrace_module
 from ..layers.drop import drop_path_rates
 from ..layers.linear import Linear
 from ..layers.squeeze_excite import SqueezeExciteCl
@@ -110,6 +111,7 @@ def chained_state_correction(
     return out
 
 
+@register_notrace_module
 class MultiScaleSS2D(nn.Module):
     """MSVMamba's multi-scale 2-D selective-scan mixer (channels-last in and out).
 

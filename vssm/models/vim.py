@@ -37,6 +37,7 @@ from timm.models import register_model
 from torch.utils.checkpoint import checkpoint
 
 from ..checkpoint import check_state_dict, resolve_use_ema, unwrap_state_dict
+from ..layers._fx import is_fx_proxy
 from ..layers.drop import drop_path_rates, layer_shuffle_permutation, layer_shuffle_rates
 from ..layers.mamba_mixer import PathMamba, compact_orders, path_inverse
 from ..layers.pyramid import SimpleFeaturePyramid
@@ -381,6 +382,11 @@ class Vim(PretrainedMixin, nn.Module):
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, int, int]:
         """Images -> tokens with position embedding and class token: ``(B, H * W (+ 1), C)`` and the grid."""
+        if is_fx_proxy(x):
+            raise NotImplementedError(
+                "Vim: torch.fx symbolic tracing is not supported (the token orders, the class token's place and the "
+                "position embedding follow the input's size, which a Proxy does not have); torch.export.export "
+                "traces Vim, and features_only=True (timm's default feature_cls) gives its feature maps")
         self._check_input(x)
         x = self.patch_embed(x)  # (B, H, W, C); the image is zero-padded to a multiple of the patch
         B, H, W, C = x.shape
