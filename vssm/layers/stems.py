@@ -41,8 +41,8 @@ def check_image_input(model: nn.Module, x: Any, in_chans: int, stem: nn.Module) 
         in_chans: Channels the model was built with.
         stem: The first module the images meet.
     """
-    if is_fx_proxy(x):  # x is a Proxy, without values: the traced graph, like an exported one, runs
-        return                     # without these Python checks
+    if is_fx_proxy(x):  # torch.fx tracing: no values to check (the graph, like an exported one, has no checks)
+        return
     name = type(model).__name__
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: x: got {type(x).__name__}; allowed: a (B, {in_chans}, H, W) torch.Tensor")
