@@ -13,9 +13,10 @@ FAMILIES = ["test_vmamba", "test_localvmamba", "test_vim", "test_mambavision", "
             "test_msvmamba", "test_mobilemamba"]
 
 
-# README "Versions": older dynamo cannot trace every family (export up to torch 2.9, MLLA's compiled backward to 2.10)
-needs_torch_2_11 = pytest.mark.skipif(torch.__version__ < "2.11",
-                                      reason="export / compile of every family: torch >= 2.11")
+# README "Versions": torch.export (non-strict, its default from torch 2.8) of every family needs torch >= 2.7: on 2.6
+# is_exporting() is false in a non-strict export, so the custom op stays in the graph, and strict mode (dynamo)
+# cannot trace the scans' cache locks there
+needs_export = pytest.mark.skipif(torch.__version__ < "2.7", reason="torch.export of every family: torch >= 2.7")
 
 
 def _model(name):
@@ -30,11 +31,11 @@ def _batch_dim():
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-@needs_torch_2_11
+@needs_export
 def test_torch_export(name):
     model, side = _model(name)  # no eager call first: the scan orders are made while tracing
     x = torch.randn(2, 3, side, side)
-    ep = torch.export.export(model, (x,), dynamic_shapes=({0: _batch_dim()},))
+    ep = torch.export.export(model, (x,), dynamic_shapes=({0: _batch_dim()},), strict=False)
     graph = str(ep.graph)
     assert "vssm.selective_scan" not in graph  # the portable backend: plain aten ops
     x3 = torch.randn(3, 3, side, side)
@@ -62,7 +63,6 @@ def test_onnx_export_runs_in_onnxruntime(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-@needs_torch_2_11
 def test_torch_compile_fullgraph_forward_and_training_step(name, torch_gemm):
     """Compiled against eager, both on torch's BLAS (the compiled graph runs F.linear; eager's oneDNN linear agrees
     to fp32 rounding only, tested in test_linear.py)."""
@@ -85,11 +85,11 @@ def test_torch_compile_fullgraph_forward_and_training_step(name, torch_gemm):
             torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
 
 
-@needs_torch_2_11
+@needs_export
 def test_one_real_size_exports():
     """VMamba-T at 224 (real orders, chunks and widths) through torch.export, against eager."""
     model = timm.create_model("vmamba_tiny").eval()
     x = torch.randn(1, 3, 224, 224)
-    ep = torch.export.export(model, (x,))
+    ep = torch.export.export(model, (x,), strict=False)
     with torch.no_grad():
         torch.testing.assert_close(ep.module()(x), model(x), rtol=1e-4, atol=1e-4)

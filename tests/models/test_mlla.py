@@ -66,6 +66,24 @@ def test_rope_matches_the_complex_rotation_and_follows_the_grid():
         RoPE2d(6)
 
 
+def test_rope_traced_form_equals_the_complex_product(monkeypatch):
+    """Under torch.compile / export RoPE2d rotates with real multiply-adds: same values and input gradient as the
+    eager complex product, on a non-square grid."""
+    import vssm.layers.linear_attention as la
+
+    rope = RoPE2d(16)
+    x = torch.randn(2, 5, 7, 16, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 5, 7, 16)
+    eager = rope(x)
+    (dx_eager,) = torch.autograd.grad(eager, x, g)
+    monkeypatch.setattr(la, "is_tracing", lambda: True)
+    traced = rope(x)
+    (dx_traced,) = torch.autograd.grad(traced, x, g)
+    assert traced.dtype == eager.dtype == torch.float32
+    torch.testing.assert_close(traced, eager, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dx_traced, dx_eager, rtol=1e-6, atol=1e-6)
+
+
 def test_bad_config():
     with pytest.raises(ValueError, match="one entry per stage"):
         MLLA(depths=(1, 1), dims=(16, 32), num_heads=(2,))

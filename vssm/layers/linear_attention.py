@@ -107,9 +107,15 @@ class RoPE2d(nn.Module):
         """Rotates ``x`` ``(B, H, W, dim)``; computes in fp32 and returns fp32 (as the official code).
 
         The channel pairs are read as complex numbers and multiplied by the table (one complex product, about
-        7x faster on CPU than the same rotation written with real multiply-adds).
+        7x faster on CPU than the same rotation written with real multiply-adds). Traced (torch.compile, export) the
+        rotation is written with real multiply-adds, which the compiler fuses: the fake tensors of torch < 2.11
+        give ``view_as_complex`` wrong strides in the backward, and exported graphs stay free of complex dtypes.
         """
         B, H, W, C = x.shape
+        if is_tracing():
+            cos, sin = rope_2d_tables(H, W, self.dim, self.base, x.device)
+            a, b = x.float().reshape(B, H, W, C // 2, 2).unbind(-1)
+            return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
         rot = self.tables(H, W, x.device)
         pairs = torch.view_as_complex(x.float().reshape(B, H, W, C // 2, 2).contiguous())
         return torch.view_as_real(pairs * rot).flatten(-2)

@@ -54,6 +54,13 @@ except ImportError:  # pragma: no cover - timm 1.0.x
     from timm.models._features import feature_take_indices
 
 
+class _OrderCache(dict):
+    """Vim's token orders per ``(scan, H, W, device)``: derived constants, not module state. A ``dict`` subclass is
+    one pytree leaf, so ``torch.export`` (before torch 2.9), which flattens the root module's attributes before and
+    after tracing to find tensors assigned in ``forward``, sees the same object instead of a dict that gained an
+    entry (``Node arity mismatch``)."""
+
+
 def vim_token_orders(scan: Any, H: int, W: int, cls_index: Optional[int], device: Any = None
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """The paths of a scan over an ``H x W`` patch grid, as token positions of a sequence with a class token.
@@ -256,7 +263,7 @@ class Vim(PretrainedMixin, nn.Module):
         self.output_fmt = "NLC"
         self.grad_checkpointing = False
         self.scans = resolve_scans(scan, [depth])[0]
-        self._orders: Dict[Tuple[int, int, int, str], Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._orders: Dict[Tuple[int, int, int, str], Tuple[torch.Tensor, torch.Tensor]] = _OrderCache()
 
         self.patch_embed = PatchEmbed(
             img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, flatten=False,
