@@ -261,7 +261,9 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
                 W: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y, last, ckpt = _fwd_impl(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt,
                                   backend, out_dtype, W)
-        return y, last, ckpt
+        # contiguous, as the fake kernel says (the CPU kernels keep the small state tensors N-major and hand out
+        # transposed views; torch.compile's inductor asserts the real strides against the fake ones)
+        return y.contiguous(), last.contiguous(), ckpt.contiguous()
 
     @_fwd_op.register_fake
     def _(u, delta, A, B, C, D, delta_bias, z, order, delta_softplus, merge, save_ckpt, backend, out_dtype, W):
@@ -281,7 +283,7 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
                 W: Optional[torch.Tensor]) -> List[torch.Tensor]:
         grads = _bwd_impl(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend,
                           W)
-        return [g if g is not None else u.new_empty(0) for g in grads]
+        return [g.contiguous() if g is not None else u.new_empty(0) for g in grads]  # as the fake kernel says
 
     @_bwd_op.register_fake
     def _(dout, u, delta, A, B, C, D, delta_bias, z, order, ckpt, delta_softplus, merge, backend, W):

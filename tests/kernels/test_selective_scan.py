@@ -302,6 +302,44 @@ def test_custom_op_schema_and_fake_tensor():
     torch.library.opcheck(torch.ops.vssm.selective_scan_fwd, lowrank, test_utils=("test_schema", "test_faketensor"))
 
 
+def _fake_outputs(op, args):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        return op(*[mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args])
+
+
+def _layout(t):
+    """Shape, dtype and the strides that matter (a dimension of size 1 has no meaningful stride)."""
+    return tuple(t.shape), t.dtype, tuple(st for st, n in zip(t.stride(), t.shape) if n > 1)
+
+
+@pytest.mark.skipif("cpu" not in available_backends(), reason="numba not installed")
+@pytest.mark.parametrize("lowrank", [False, True], ids=["full_delta", "rank_R"])
+@pytest.mark.parametrize("merge", [False, True], ids=["per_path", "merged"])
+def test_custom_ops_return_the_fake_kernels_layout(lowrank, merge):
+    """Every output of the real ops has the shape, dtype and strides of the fake kernel's: inductor asserts them
+    (the CPU kernels once returned dA, d(dt_proj_weight) and the last state as transposed views, and
+    torch.compile(model) failed in the backward)."""
+    gen = torch.Generator().manual_seed(9)
+    Bt, L, K, Du, N, R = 2, 9, 2, 5, 3, 2
+    t = make_inputs(Bt, L, K, Du, N, gen=gen, has_z=True)
+    delta = torch.randn(Bt, L, K, R, generator=gen) if lowrank else t["delta"]
+    W = torch.randn(K, Du, R, generator=gen) if lowrank else None
+    fwd_args = (t["u"].unsqueeze(2), delta, t["A"], t["B"], t["C"], t["D"], t["delta_bias"], t["z"].unsqueeze(2),
+                random_order(K, L, gen), True, merge, True, "cpu", torch.float32, W)
+    real = torch.ops.vssm.selective_scan_fwd(*fwd_args)
+    assert [_layout(r) for r in real] == [_layout(f) for f in _fake_outputs(torch.ops.vssm.selective_scan_fwd,
+                                                                            fwd_args)]
+    y, _, ckpt = real
+    bwd_args = (torch.randn(y.shape, generator=gen),) + fwd_args[:9] + (ckpt, True, merge, "cpu", W)
+    real = torch.ops.vssm.selective_scan_bwd(*bwd_args)
+    fake = _fake_outputs(torch.ops.vssm.selective_scan_bwd, bwd_args)
+    names = ["du", "ddelta", "dA", "dB", "dC", "dD", "ddelta_bias", "dz", "dW"]
+    for name, r, f in zip(names, real, fake):
+        assert _layout(r) == _layout(f), name
+
+
 @pytest.mark.skipif("cpu" not in available_backends(), reason="numba not installed")
 def test_torch_compile_sees_one_node():
     gen = torch.Generator().manual_seed(4)

@@ -3,6 +3,8 @@ dynamo exporter, opset 18, dynamic batch) run with onnxruntime, and torch.compil
 and of a training step. While exported, the op takes the portable torch backend by itself."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import timm
 import torch
@@ -83,6 +85,28 @@ def test_torch_compile_fullgraph_forward_and_training_step(name, torch_gemm):
     for n, p in model.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="inductor on CPU compiles C++: no compiler")
+@pytest.mark.parametrize("name", ["test_vmamba", "test_vim"])
+def test_inductor_training_step(name, torch_gemm):
+    """torch.compile with its default backend (inductor, which checks the custom ops' real output strides against
+    their fake kernels'), a training step: the gradients are eager's."""
+    torch._dynamo.reset()
+    model, side = _model(name)
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        model(x)  # as the README says: one eager call, so that the scan orders are cached constants
+    model.train()
+    grads = []
+    for fn in (torch.compile(model), model):
+        model.zero_grad(set_to_none=True)
+        fn(x).float().square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for n, g in grads[0].items():
+        torch.testing.assert_close(g, grads[1][n], rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")
 
 
 @needs_export
