@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if start_epoch > 0:
             lr_scheduler.step(start_epoch, history[-1]["metric"] if history else None)
     num_updates = start_epoch * updates_per_epoch
-    train_model = wrap_for_training(args, info, model)
+    train_model = wrap_for_training(args, info, model, data_config["input_size"])
 
     tb = TensorBoard(run_dir if info.is_primary else None)
     keeper = CheckpointKeeper(run_dir, args.checkpoint_hist, decreasing=args.eval_metric == "loss")
@@ -521,8 +521,20 @@ def build_loaders(args: argparse.Namespace, info: DistInfo, data_config: dict, d
     return loader_train, loader_val, collate is not None
 
 
-def wrap_for_training(args: argparse.Namespace, info: DistInfo, model: nn.Module) -> nn.Module:
-    """DistributedDataParallel under torchrun, then torch.compile with ``--torchcompile``."""
+def wrap_for_training(args: argparse.Namespace, info: DistInfo, model: nn.Module, input_size: Sequence[int]
+                      ) -> nn.Module:
+    """DistributedDataParallel under torchrun, then torch.compile with ``--torchcompile``.
+
+    Before compiling, one eager forward of a one-image batch at the input size (eval mode, no gradient: BatchNorm
+    statistics untouched) caches the per-size constants (scan orders, ...). A cache miss inside the compiled region
+    would graph-break; the recompiles that follow switch on dynamic shapes, on which inductor failed (DESIGN, the op).
+    """
+    if args.torchcompile:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=info.device))
+        model.train(was_training)
     train_model = model
     if info.distributed:
         device_ids = [info.device.index] if info.device.type == "cuda" else None

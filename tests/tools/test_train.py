@@ -322,3 +322,19 @@ def test_pretrained_without_a_fetchable_release_is_one_line(tool_env, tmp_path):
                             "--output", str(tmp_path / "out")], env, tmp_path)
     cached = tmp_path / "torch" / "hub" / "checkpoints" / "msvmamba_nano_in1k.pth"
     assert_one_line_error(proc, "--pretrained", "drive.google.com/drive/folders/", str(cached))
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="inductor on CPU compiles C++: no compiler")
+def test_torchcompile_inductor_trains_the_default_model(tool_env, tmp_path):
+    """--torchcompile (inductor) on a vssm model: the launcher caches the per-size constants with one eager forward
+    first (without it, the compiled run failed: a cache-miss graph break, dynamic-shape recompiles, an inductor
+    error), then trains and validates."""
+    proc = run_tool(TRAIN, [*TINY_DATA, "-b", "32", "--epochs", "1", "--warmup-epochs", "0", "--torchcompile",
+                            "--output", str(tmp_path / "out")], tool_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = [line for line in proc.stdout.splitlines() if line.startswith("Done: 1 epoch(s)")]
+    assert done and "Final validation top-1" in done[0]
+    losses = [float(line.split("train loss ")[1].split()[0]) for line in proc.stdout.splitlines()
+              if "train loss " in line]
+    assert losses and all(math.isfinite(v) for v in losses)
