@@ -323,7 +323,7 @@ def test_torch_fx_trace_equals_eager(name):
         model.zero_grad()
         torch.manual_seed(1)
         out = fn(x)
-        (((out["out"] if isinstance(out, dict) else out)) * torch.arange(7.0)).mean().backward()
+        ((out["out"] if isinstance(out, dict) else out) * torch.arange(7.0)).mean().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for n, g in grads[0].items():
