@@ -15,8 +15,9 @@ its own path (``K = D``, ``Du = 1``) and the ``(D, N)`` matrix is broadcast over
 common multiple of the groupings of ``B`` and ``C`` (``D`` for a time-invariant one).
 
 ``install_mamba_ssm_shim()`` makes ``from mamba_ssm.ops.selective_scan_interface import selective_scan_fn`` (and
-``selective_scan_ref``) resolve to this function, so a peer's model code written against mamba_ssm runs on vssm's
-op without compiling anything. It is a function call that edits ``sys.modules`` for this process only; nothing
+``selective_scan_ref``) resolve to this function, and ``mamba_inner_fn`` (and Vim's ``mamba_inner_fn_no_out_proj``
+/ ``bimamba_inner_fn``) to ``kernels/mamba_block.py``'s, so a peer's model code written against mamba_ssm runs on
+vssm's op without compiling anything. It is a function call that edits ``sys.modules`` for this process only; nothing
 named ``mamba_ssm`` is ever installed. ``uninstall_mamba_ssm_shim()`` (or leaving ``with mamba_ssm_shim():``)
 restores what was there.
 """
@@ -32,6 +33,7 @@ from typing import Dict, Optional
 
 import torch
 
+from .mamba_block import bimamba_inner, bimamba_inner_ref, mamba_inner, mamba_inner_no_out_proj, mamba_inner_ref
 from .op import selective_scan
 
 _NAME = "selective_scan_mamba"
@@ -153,7 +155,15 @@ def selective_scan_mamba_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
 
 _INTERFACE = "mamba_ssm.ops.selective_scan_interface"
 _SHIM_MODULES = ("mamba_ssm", "mamba_ssm.ops", _INTERFACE)
-_PROVIDED = {"selective_scan_fn": selective_scan_mamba, "selective_scan_ref": selective_scan_mamba_ref}
+_PROVIDED = {
+    "selective_scan_fn": selective_scan_mamba,
+    "selective_scan_ref": selective_scan_mamba_ref,
+    "mamba_inner_fn": mamba_inner,
+    "mamba_inner_ref": mamba_inner_ref,
+    "mamba_inner_fn_no_out_proj": mamba_inner_no_out_proj,  # Vim's fork of mamba_ssm
+    "bimamba_inner_fn": bimamba_inner,
+    "bimamba_inner_ref": bimamba_inner_ref,
+}
 _saved: Dict[str, object] = {}  # what install replaced: sys.modules entries, or the real module's attributes
 _state: Dict[str, object] = {}
 
@@ -182,11 +192,13 @@ def _real_mamba_ssm() -> bool:
 
 
 def install_mamba_ssm_shim(replace: bool = False) -> None:
-    """Route ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` / ``selective_scan_ref`` to vssm's op.
+    """Route ``mamba_ssm.ops.selective_scan_interface``'s ``selective_scan_fn`` / ``selective_scan_ref``,
+    ``mamba_inner_fn`` / ``mamba_inner_ref`` and Vim's ``mamba_inner_fn_no_out_proj`` / ``bimamba_inner_fn`` /
+    ``bimamba_inner_ref`` to vssm's op.
 
     Without mamba_ssm installed, stand-in modules ``mamba_ssm``, ``mamba_ssm.ops`` and ``mamba_ssm.ops.
     selective_scan_interface`` are put in ``sys.modules`` (other names in them raise a clear ``AttributeError``).
-    Where mamba_ssm is installed, ``replace=True`` is needed: the two functions of its interface module are then
+    Where mamba_ssm is installed, ``replace=True`` is needed: those functions of its interface module are then
     replaced (or, when that module cannot be imported, e.g. its CUDA extension is missing, the stand-ins shadow
     it). Code that did ``from mamba_ssm... import selective_scan_fn`` before the call keeps what it imported.
     Calling it again is a no-op; ``uninstall_mamba_ssm_shim()`` restores the previous state.
@@ -200,7 +212,7 @@ def install_mamba_ssm_shim(replace: bool = False) -> None:
             spec = importlib.util.find_spec("mamba_ssm") if "mamba_ssm" not in sys.modules else None
             where = spec.origin if spec is not None else "already imported"
             raise RuntimeError(f"install_mamba_ssm_shim: mamba_ssm is installed ({where}); pass replace=True to "
-                               "route its selective_scan_fn / selective_scan_ref to vssm's op")
+                               "route its selective_scan_fn / mamba_inner_fn (and the rest) to vssm's op")
         try:
             real = importlib.import_module(_INTERFACE)
         except ImportError:  # installed but not importable (no CUDA extension): shadow it

@@ -204,8 +204,8 @@ def test_shim_runs_code_written_against_mamba_ssm(clean_modules, tmp_path, monke
     # the reference slot runs the oracle
     y2 = ssi.selective_scan_ref(t["u"], t["delta"], t["A"], t["B"], t["C"], delta_softplus=True)
     torch.testing.assert_close(y2, _oracle(t["u"], t["delta"], t["A"], t["B"], t["C"], delta_softplus=True)[0])
-    with pytest.raises(AttributeError, match="provides selective_scan_fn, selective_scan_ref only; 'mamba_inner_fn'"):
-        ssi.mamba_inner_fn  # noqa: B018
+    with pytest.raises(AttributeError, match="provides bimamba_inner_fn, .*selective_scan_ref only; 'selective_state_"):
+        ssi.selective_state_update  # noqa: B018
     uninstall_mamba_ssm_shim()
     assert "mamba_ssm" not in sys.modules
     with pytest.raises(ModuleNotFoundError):
@@ -214,6 +214,110 @@ def test_shim_runs_code_written_against_mamba_ssm(clean_modules, tmp_path, monke
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         assert selective_scan_fn is selective_scan_mamba
     assert "mamba_ssm" not in sys.modules
+
+
+PEER_MAMBA = '''
+import torch
+import torch.nn.functional as F
+from mamba_ssm.ops.selective_scan_interface import (bimamba_inner_fn, mamba_inner_fn, mamba_inner_fn_no_out_proj,
+                                                    selective_scan_fn)
+
+
+class Mamba(torch.nn.Module):
+    """A Mamba mixer with a bidirectional option, written against mamba_ssm (and Vim's fork) as peers write it: the
+    fused functions on the fast path, nn.Conv1d + selective_scan_fn on the slow one."""
+
+    def __init__(self, d_model, d_state=3, d_conv=4, expand=2, bimamba=None, fast=True):
+        super().__init__()
+        d = expand * d_model
+        self.d, self.n, self.r, self.bimamba, self.fast = d, d_state, max(1, d_model // 4), bimamba, fast
+        self.in_proj = torch.nn.Linear(d_model, 2 * d, bias=False)
+        self.out_proj = torch.nn.Linear(d, d_model)
+        for s in ("", "_b") if bimamba else ("",):
+            self.add_module("conv1d" + s, torch.nn.Conv1d(d, d, d_conv, groups=d, padding=d_conv - 1))
+            self.add_module("x_proj" + s, torch.nn.Linear(d, self.r + 2 * d_state, bias=False))
+            self.add_module("dt_proj" + s, torch.nn.Linear(self.r, d))
+            self.register_parameter("A_log" + s, torch.nn.Parameter(torch.rand(d, d_state).add(0.5).log()))
+            self.register_parameter("D" + s, torch.nn.Parameter(torch.randn(d)))
+        if bimamba == "v1":  # one convolution and projection for both directions
+            del self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.D_b
+
+    def _slow(self, xz, s, A):
+        L = xz.shape[-1]
+        x, z = xz.chunk(2, dim=1)
+        x = F.silu(getattr(self, "conv1d" + s)(x)[..., :L])
+        dt, B, C = torch.split(getattr(self, "x_proj" + s)(x.transpose(1, 2)), [self.r, self.n, self.n], dim=-1)
+        dt = (getattr(self, "dt_proj" + s).weight @ dt.transpose(1, 2))
+        return selective_scan_fn(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), getattr(self, "D" + s).float(), z=z,
+                                 delta_bias=getattr(self, "dt_proj" + s).bias.float(), delta_softplus=True)
+
+    def _fast(self, xz, s, A):
+        return mamba_inner_fn_no_out_proj(xz, getattr(self, "conv1d" + s).weight, getattr(self, "conv1d" + s).bias,
+                                          getattr(self, "x_proj" + s).weight, getattr(self, "dt_proj" + s).weight, A,
+                                          None, None, getattr(self, "D" + s).float(),
+                                          delta_bias=getattr(self, "dt_proj" + s).bias.float(), delta_softplus=True)
+
+    def forward(self, h):
+        xz = self.in_proj(h).transpose(1, 2)
+        A = -torch.exp(self.A_log.float())
+        w = (self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight)
+        out = (self.out_proj.weight, self.out_proj.bias)
+        if self.bimamba == "v1":
+            A_b = -torch.exp(self.A_log_b.float())
+            if self.fast:
+                return bimamba_inner_fn(xz, *w, *out, A, A_b, None, None, self.D.float(),
+                                        delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+            y = self._slow(xz, "", A)
+            y_b = self._slow_shared_reverse(xz, A_b)
+            return self.out_proj((y + y_b).transpose(1, 2))
+        if self.bimamba == "v2":
+            A_b = -torch.exp(self.A_log_b.float())
+            run = self._fast if self.fast else self._slow
+            y = run(xz, "", A) + run(xz.flip([-1]), "_b", A_b).flip([-1])
+            return self.out_proj(y.transpose(1, 2))
+        if self.fast:
+            return mamba_inner_fn(xz, *w, *out, A, None, None, self.D.float(), delta_bias=self.dt_proj.bias.float(),
+                                  delta_softplus=True)
+        return self.out_proj(self._slow(xz, "", A).transpose(1, 2))
+
+    def _slow_shared_reverse(self, xz, A_b):
+        """v1's backward direction: the forward direction's convolution and projections, over the reversed sequence."""
+        L = xz.shape[-1]
+        x, z = xz.chunk(2, dim=1)
+        x = F.silu(self.conv1d(x)[..., :L])
+        dt, B, C = torch.split(self.x_proj(x.transpose(1, 2)), [self.r, self.n, self.n], dim=-1)
+        dt = self.dt_proj.weight @ dt.transpose(1, 2)
+        rev = lambda t: t.flip([-1])  # noqa: E731
+        y = selective_scan_fn(rev(x), rev(dt), A_b, rev(B.transpose(1, 2)), rev(C.transpose(1, 2)), self.D.float(),
+                              z=rev(z), delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+        return rev(y)
+'''
+
+
+@pytest.mark.parametrize("bimamba", [None, "v1", "v2"])
+def test_shim_runs_a_peer_mamba_layer_on_the_fused_functions(clean_modules, tmp_path, monkeypatch, bimamba):
+    """mamba_ssm's mamba_inner_fn and Vim's bimamba_inner_fn / mamba_inner_fn_no_out_proj, imported through the shim
+    by a peer-style layer: its fast path equals its slow path (nn.Conv1d + selective_scan_fn), output and every
+    parameter's gradient, in float64."""
+    if importlib.util.find_spec("mamba_ssm") is not None:
+        pytest.skip("a real mamba_ssm is installed here")
+    (tmp_path / "peer_layer.py").write_text(textwrap.dedent(PEER_MAMBA))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with mamba_ssm_shim():
+        peer = importlib.import_module("peer_layer")
+        torch.manual_seed(0)
+        fast = peer.Mamba(8, bimamba=bimamba).double()
+        slow = peer.Mamba(8, bimamba=bimamba, fast=False).double()
+        slow.load_state_dict(fast.state_dict())
+        h = torch.randn(2, 13, 8, dtype=torch.float64)
+        y_fast, y_slow = fast(h), slow(h)
+        assert y_fast.shape == (2, 13, 8)
+        torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+        y_fast.square().sum().backward()
+        y_slow.square().sum().backward()
+        for (name, p), q in zip(fast.named_parameters(), slow.parameters()):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-8, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def _installed_package(root, interface_source):
