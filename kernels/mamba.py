@@ -191,6 +191,10 @@ def _real_mamba_ssm() -> bool:
     return importlib.util.find_spec("mamba_ssm") is not None
 
 
+def _mamba_ssm_modules() -> Dict[str, types.ModuleType]:
+    return {n: m for n, m in list(sys.modules.items()) if n == "mamba_ssm" or n.startswith("mamba_ssm.")}
+
+
 def install_mamba_ssm_shim(replace: bool = False) -> None:
     """Route ``mamba_ssm.ops.selective_scan_interface``'s ``selective_scan_fn`` / ``selective_scan_ref``,
     ``mamba_inner_fn`` / ``mamba_inner_ref`` and Vim's ``mamba_inner_fn_no_out_proj`` / ``bimamba_inner_fn`` /
@@ -198,10 +202,13 @@ def install_mamba_ssm_shim(replace: bool = False) -> None:
 
     Without mamba_ssm installed, stand-in modules ``mamba_ssm``, ``mamba_ssm.ops`` and ``mamba_ssm.ops.
     selective_scan_interface`` are put in ``sys.modules`` (other names in them raise a clear ``AttributeError``).
-    Where mamba_ssm is installed, ``replace=True`` is needed: those functions of its interface module are then
-    replaced (or, when that module cannot be imported, e.g. its CUDA extension is missing, the stand-ins shadow
-    it). Code that did ``from mamba_ssm... import selective_scan_fn`` before the call keeps what it imported.
-    Calling it again is a no-op; ``uninstall_mamba_ssm_shim()`` restores the previous state.
+    Where mamba_ssm is installed, ``replace=True`` is needed. When its interface module imports (mamba_ssm 2.x
+    without its CUDA extension does), those functions are replaced in it and in the mamba_ssm modules that already
+    bound them (``import mamba_ssm`` imports ``mamba_simple``, which binds ``selective_scan_fn`` and
+    ``mamba_inner_fn``), so ``mamba_ssm.Mamba`` runs on vssm's op. When it cannot be imported (Vim's fork imports
+    its CUDA extension unconditionally), a stand-in takes the interface module's place and the rest of the package
+    imports for real around it. Other code that did ``from mamba_ssm... import selective_scan_fn`` before the call
+    keeps what it imported. Calling it again is a no-op; ``uninstall_mamba_ssm_shim()`` restores the previous state.
     """
     if not isinstance(replace, bool):
         raise TypeError(f"install_mamba_ssm_shim: replace: got {replace!r}; allowed: True or False")
@@ -215,14 +222,33 @@ def install_mamba_ssm_shim(replace: bool = False) -> None:
                                "route its selective_scan_fn / mamba_inner_fn (and the rest) to vssm's op")
         try:
             real = importlib.import_module(_INTERFACE)
-        except ImportError:  # installed but not importable (no CUDA extension): shadow it
+        except ImportError:  # installed but its interface cannot import (no CUDA extension): shadow that module
             real = None
         if real is not None:
-            for attr, fn in _PROVIDED.items():
-                _saved[attr] = real.__dict__.get(attr, _saved)
-                setattr(real, attr, fn)
-            _state["patched"] = real
+            originals = {attr: real.__dict__.get(attr) for attr in _PROVIDED}
+            rebound = []
+            for mod in _mamba_ssm_modules().values():
+                for attr, fn in _PROVIDED.items():
+                    if mod is real or originals[attr] is not None and mod.__dict__.get(attr) is originals[attr]:
+                        rebound.append((mod, attr, mod.__dict__.get(attr, _saved)))
+                        setattr(mod, attr, fn)
+            _state["rebound"] = rebound
             return
+        # a stand-in takes the interface module's place; the package and its other modules import for real
+        # around it when the caller imports them (nothing more of the package is run here)
+        mod = _shim_module(_INTERFACE, False)
+        mod.__dict__.update(_PROVIDED)
+        mod.__getattr__ = _missing(_INTERFACE)
+        _state["before"] = set(_mamba_ssm_modules())
+        _state["rebound"] = []
+        ops = sys.modules.get("mamba_ssm.ops")  # the failed import may have loaded the parent package
+        if ops is not None:
+            _state["rebound"].append((ops, "selective_scan_interface",
+                                      ops.__dict__.get("selective_scan_interface", _saved)))
+            ops.selective_scan_interface = mod
+        sys.modules[_INTERFACE] = mod
+        _state["modules"] = {_INTERFACE: mod}
+        return
     for name in _SHIM_MODULES:
         if name in sys.modules:
             _saved[name] = sys.modules[name]
@@ -237,15 +263,16 @@ def install_mamba_ssm_shim(replace: bool = False) -> None:
 
 
 def uninstall_mamba_ssm_shim() -> None:
-    """Undo ``install_mamba_ssm_shim`` (a no-op when it is not installed)."""
-    if "patched" in _state:
-        real = _state["patched"]
-        for attr in _PROVIDED:
-            old = _saved.pop(attr)
-            if old is _saved:
-                delattr(real, attr)
-            else:
-                setattr(real, attr, old)
+    """Undo ``install_mamba_ssm_shim`` (a no-op when it is not installed). mamba_ssm modules first imported around a
+    stand-in interface are forgotten, so that a later import loads them as they are without the shim."""
+    for mod, attr, old in reversed(_state.get("rebound", [])):
+        if old is _saved:
+            delattr(mod, attr)
+        else:
+            setattr(mod, attr, old)
+    if "before" in _state:
+        for name in set(_mamba_ssm_modules()) - _state["before"]:
+            del sys.modules[name]
     for name, mod in _state.get("modules", {}).items():
         if sys.modules.get(name) is mod:
             del sys.modules[name]

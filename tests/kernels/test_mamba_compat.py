@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from vssm.kernels import (
     available_backends,
+    bimamba_inner,
     install_mamba_ssm_shim,
+    mamba_inner,
     mamba_ssm_shim,
     selective_scan_mamba,
     uninstall_mamba_ssm_shim,
@@ -320,37 +322,77 @@ def test_shim_runs_a_peer_mamba_layer_on_the_fused_functions(clean_modules, tmp_
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-8, msg=lambda m, name=name: f"{name}: {m}")
 
 
+INSTALLED_INIT = """
+from mamba_ssm.ops.selective_scan_interface import selective_scan_fn, mamba_inner_fn
+from mamba_ssm.modules.layer import Layer
+"""
+INSTALLED_LAYER = """
+from mamba_ssm.ops.selective_scan_interface import selective_scan_fn, mamba_inner_fn
+
+
+class Layer:
+    fns = (selective_scan_fn, mamba_inner_fn)
+
+    def run(self):
+        return selective_scan_fn, mamba_inner_fn
+"""
+
+
 def _installed_package(root, interface_source):
+    """A mamba_ssm laid out as the real one is: its __init__ imports the interface and a layer module that binds
+    selective_scan_fn and mamba_inner_fn at import."""
     pkg = root / "mamba_ssm"
     (pkg / "ops").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
+    (pkg / "modules").mkdir()
+    (pkg / "__init__.py").write_text(INSTALLED_INIT)
     (pkg / "ops" / "__init__.py").write_text("")
+    (pkg / "modules" / "__init__.py").write_text("")
+    (pkg / "modules" / "layer.py").write_text(INSTALLED_LAYER)
     (pkg / "ops" / "selective_scan_interface.py").write_text(interface_source)
 
 
 def test_shim_with_an_installed_mamba_ssm(clean_modules, tmp_path, monkeypatch):
-    _installed_package(tmp_path, "def selective_scan_fn(*a, **k):\n    return 'the installed one'\n")
+    """mamba_ssm 2.x without its CUDA extension imports, and its layers bind the functions when the package is
+    imported: the shim replaces them there too, so mamba_ssm's own layers run on vssm's op."""
+    _installed_package(tmp_path, "def selective_scan_fn(*a, **k):\n    return 'the installed one'\n\n\n"
+                                 "def mamba_inner_fn(*a, **k):\n    return 'the installed one'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RuntimeError, match="mamba_ssm is installed .*pass replace=True"):
         install_mamba_ssm_shim()
     install_mamba_ssm_shim(replace=True)
     ssi = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
     assert ssi.__file__.startswith(str(tmp_path))  # the installed module, patched in place
-    assert ssi.selective_scan_fn is selective_scan_mamba
+    assert ssi.selective_scan_fn is selective_scan_mamba and ssi.mamba_inner_fn is mamba_inner
+    import mamba_ssm
+    from mamba_ssm.modules import layer
+
+    assert layer.Layer().run() == (selective_scan_mamba, mamba_inner)  # bound before the shim, rebound
+    assert mamba_ssm.selective_scan_fn is selective_scan_mamba and mamba_ssm.mamba_inner_fn is mamba_inner
     uninstall_mamba_ssm_shim()
     assert ssi.selective_scan_fn() == "the installed one" and not hasattr(ssi, "selective_scan_ref")
+    assert [f() for f in layer.Layer().run()] == ["the installed one"] * 2
+    assert mamba_ssm.mamba_inner_fn is ssi.mamba_inner_fn and not hasattr(ssi, "bimamba_inner_fn")
 
 
 def test_shim_shadows_an_installed_mamba_ssm_that_cannot_import(clean_modules, tmp_path, monkeypatch):
+    """Vim's fork imports its CUDA extension unconditionally: a stand-in takes the interface module's place and the
+    rest of the package imports for real around it."""
     _installed_package(tmp_path, "import selective_scan_cuda  # the compiled extension, missing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ImportError):
-        importlib.import_module("mamba_ssm.ops.selective_scan_interface")
+        importlib.import_module("mamba_ssm.modules.layer")
     install_mamba_ssm_shim(replace=True)
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    from mamba_ssm.ops.selective_scan_interface import bimamba_inner_fn, selective_scan_fn
 
-    assert selective_scan_fn is selective_scan_mamba
+    assert selective_scan_fn is selective_scan_mamba and bimamba_inner_fn is bimamba_inner
+    import mamba_ssm.ops.selective_scan_interface as ssi
+    from mamba_ssm.modules.layer import Layer  # the package's own module, on the stand-in
+
+    assert Layer().run() == (selective_scan_mamba, mamba_inner)
+    assert not getattr(sys.modules["mamba_ssm"], "__vssm_shim__", False) and ssi.__vssm_shim__
     uninstall_mamba_ssm_shim()
-    assert not getattr(sys.modules.get("mamba_ssm"), "__vssm_shim__", False)
+    assert not [m for m in sys.modules if m.startswith("mamba_ssm.modules") or m == "mamba_ssm"]
+    with pytest.raises(ImportError):
+        importlib.import_module("mamba_ssm.modules.layer")
     with pytest.raises(TypeError, match="replace: got 'yes'"):
         install_mamba_ssm_shim(replace="yes")
