@@ -3,6 +3,7 @@
     python tools/benchmark.py kernel [--quick] [--device cpu|cuda]   selective-scan op
     python tools/benchmark.py kernel --compile-only [--quick]         Triton kernels compiled for sm_80 / sm_90
     python tools/benchmark.py kernel --against REV [--quick]         numba kernels of git REV vs the working tree
+    python tools/benchmark.py mamba-block [--quick] [--device ...]   mamba_inner / bimamba_inner vs unfused
     python tools/benchmark.py scans                                   order generation at 1024x1024
     python tools/benchmark.py models [...]                            model throughput (tools/bench_models.py)
     python tools/benchmark.py flops [--models ...] [--dense]          GFLOPs, ours beside the published
@@ -195,6 +196,98 @@ def bench_kernel_cpu(args) -> None:
     print(table(rows, ["stage", "Du", "L", "N", "R", "einsum+op fwd ms", "fused fwd ms", "fused speed-up",
                        "einsum+op f+b ms", "fused f+b ms", "fused speed-up f+b", "max |diff|"]))
     bench_portable(args)
+
+
+# the mamba_ssm block functions: (name, Bt, d_inner, L, N, R, bidirectional)
+BLOCKS = [("Vim-S mixer (v1, both directions)", 8, 768, 197, 16, 24, True),
+          ("Mamba-130m mixer", 1, 1536, 1024, 16, 48, False),
+          ("MambaVision-T stage 3 mixer", 8, 320, 196, 8, 20, False)]
+
+
+def _block_inputs(Bt, Dm, L, N, R, bidirectional, device, gen):
+    r = lambda *s: torch.randn(*s, generator=gen).to(device)  # noqa: E731
+    t = dict(xz=r(Bt, 2 * Dm, L), conv1d_weight=r(Dm, 1, 4) * 0.5, conv1d_bias=r(Dm) * 0.1,
+             x_proj_weight=r(R + 2 * N, Dm) * Dm ** -0.5, delta_proj_weight=r(Dm, R) * R ** -0.5,
+             out_proj_weight=r(Dm // 2, Dm) * Dm ** -0.5, out_proj_bias=None,
+             A=-torch.exp(r(Dm, N) * 0.5), D=r(Dm), delta_bias=r(Dm) * 0.3 - 2.0)
+    if bidirectional:
+        t["A_b"] = -torch.exp(r(Dm, N) * 0.5)
+    return t
+
+
+def _unfused_block(t, backend):
+    """The block as a peer's slow path writes it: the full (Bt, D, L) step size from a matmul, then the scan
+    (twice over flipped copies for the bidirectional block, as Vim's reference does)."""
+    import torch.nn.functional as F
+    from vssm.kernels import selective_scan_mamba
+
+    L = t["xz"].shape[-1]
+    R = t["delta_proj_weight"].shape[1]
+    x, z = t["xz"].chunk(2, dim=1)
+    x = F.silu(F.conv1d(x, t["conv1d_weight"], t["conv1d_bias"], padding=3, groups=x.shape[1])[..., :L])
+    dt, B, C = torch.split(F.linear(x.transpose(1, 2), t["x_proj_weight"]), [R, *[t["A"].shape[1]] * 2], dim=-1)
+    delta = t["delta_proj_weight"] @ dt.transpose(1, 2)
+    B, C = B.transpose(1, 2), C.transpose(1, 2)
+    kw = dict(D=t["D"], delta_bias=t["delta_bias"], delta_softplus=True, backend=backend)
+    y = selective_scan_mamba(x, delta, t["A"], B, C, z=z, **kw)
+    if "A_b" in t:
+        f = lambda v: v.flip([-1])  # noqa: E731
+        y = y + f(selective_scan_mamba(f(x), f(delta), t["A_b"], f(B), f(C), z=f(z), **kw))
+    return F.linear(y.transpose(1, 2), t["out_proj_weight"], t["out_proj_bias"])
+
+
+def _fused_block(t, backend):
+    from vssm.kernels import bimamba_inner, mamba_inner
+
+    a = dict(t)
+    A_b = a.pop("A_b", None)
+    fixed = (a.pop("xz"), a.pop("conv1d_weight"), a.pop("conv1d_bias"), a.pop("x_proj_weight"),
+             a.pop("delta_proj_weight"), a.pop("out_proj_weight"), a.pop("out_proj_bias"), a.pop("A"))
+    if A_b is not None:
+        return bimamba_inner(*fixed, A_b, **a, backend=backend)
+    return mamba_inner(*fixed, **a, backend=backend)
+
+
+def _mamba_block_row(name, Bt, Dm, L, N, R, bi, dev, backend, repeat) -> List[str]:
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    t = _block_inputs(Bt, Dm, L, N, R, bi, dev, torch.Generator().manual_seed(0))
+    leaves = [v for v in t.values() if isinstance(v, torch.Tensor)]
+
+    def fb(fn):
+        for v in leaves:
+            v.requires_grad_(True)
+            v.grad = None
+        fn(t, backend).square().mean().backward()
+        for v in leaves:
+            v.requires_grad_(False)
+
+    with torch.no_grad():
+        ref, got = _unfused_block(t, backend), _fused_block(t, backend)
+    err = ((got - ref).abs().max() / ref.abs().max()).item()
+    tu = timeit(lambda: _unfused_block(t, backend), repeat=repeat, sync=sync)
+    tf = timeit(lambda: _fused_block(t, backend), repeat=repeat, sync=sync)
+    tu_fb = timeit(lambda: fb(_unfused_block), repeat=repeat, sync=sync)
+    tf_fb = timeit(lambda: fb(_fused_block), repeat=repeat, sync=sync)
+    return [name, f"{Bt}x{Dm}x{L}, N={N}, R={R}", f"{tu * 1e3:.1f}", f"{tf * 1e3:.1f}", f"{tu / tf:.2f}x",
+            f"{tu_fb * 1e3:.1f}", f"{tf_fb * 1e3:.1f}", f"{tu_fb / tf_fb:.2f}x", f"{err:.1e}"]
+
+
+def bench_mamba_block(args) -> None:
+    """mamba_inner / bimamba_inner (the rank-R step size formed in the op; both directions in one call) against the
+    unfused composition a peer's slow path runs, same convolution and projections, same backend."""
+    dev = args.device
+    backend = "triton" if dev == "cuda" else "cpu"
+    where = torch.cuda.get_device_name() if dev == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    print(f"## mamba_ssm block functions, {backend} backend ({where}, torch {torch.__version__}); fp32, "
+          "times are medians")
+    rows = []
+    for name, Bt, Dm, L, N, R, bi in BLOCKS[:1] if args.quick else BLOCKS:
+        if args.quick:
+            Bt, L = 2, 49
+        rows.append(_mamba_block_row(name, Bt, Dm, L, N, R, bi, dev, backend, args.repeat))
+        print("  " + " | ".join(rows[-1]), flush=True)
+    print(table(rows, ["block", "Bt x D x L", "unfused fwd ms", "fused fwd ms", "speed-up", "unfused f+b ms",
+                       "fused f+b ms", "speed-up f+b", "max |diff| / max |y|"]))
 
 
 def _cross_order(L: int, device: str) -> torch.Tensor:
@@ -532,6 +625,10 @@ def main(argv=None) -> None:
                    help="CPU: the numba kernels of git revision REV against the working tree's, interleaved")
     k.add_argument("--compile-only", action="store_true",
                    help="compile the Triton kernels for sm_80 / sm_90 (no GPU needed) and print their resource use")
+    b = sub.add_parser("mamba-block", help="mamba_inner / bimamba_inner vs the unfused block")
+    b.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    b.add_argument("--quick", action="store_true", help="the first block, at a small size")
+    b.add_argument("--repeat", type=int, default=5)
     sub.add_parser("scans", help="order generation speed")
     d = sub.add_parser("deploy", help="eager vs onnxruntime img/s (CPU)")
     d.add_argument("--models", nargs="*", default=["vmamba_tiny", "efficient_vmamba_tiny", "mambavision_tiny"])
@@ -566,6 +663,8 @@ def main(argv=None) -> None:
             parser.error(str(e))
     elif args.what == "kernel":
         (bench_kernel_cuda if args.device == "cuda" else bench_kernel_cpu)(args)
+    elif args.what == "mamba-block":
+        bench_mamba_block(args)
     elif args.what == "scans":
         bench_scans(args)
     elif args.what == "flops":

@@ -172,6 +172,23 @@ def test_kernel_lowrank_row_compares_equal_computations():
     assert all(float(c.rstrip("x")) > 0 for c in row[5:11])
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_mamba_block_row_compares_equal_computations(bidirectional):
+    """benchmark.py mamba-block times mamba_inner / bimamba_inner against the unfused block (the full step size from
+    a matmul; two scans over flipped copies) on the same inputs; the row checks they give the same y."""
+    spec = importlib.util.spec_from_file_location("vssm_tools_benchmark", BENCH.parent / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    t = module._block_inputs(2, 24, 17, 4, 3, bidirectional, "cpu", torch.Generator().manual_seed(0))
+    y_unfused, y_fused = module._unfused_block(t, "ref"), module._fused_block(t, "ref")
+    assert y_fused.shape == (2, 17, 12)
+    torch.testing.assert_close(y_fused, y_unfused, rtol=1e-5, atol=1e-5)
+    t_other = dict(t, A_b=t["A"]) if not bidirectional else {k: v for k, v in t.items() if k != "A_b"}
+    assert (module._fused_block(t_other, "ref") - y_fused).abs().max() > 1e-3  # the backward direction counts
+    row = module._mamba_block_row("x", 2, 24, 17, 4, 3, bidirectional, "cpu", "cpu", repeat=1)
+    assert float(row[-1]) < 1e-5 and all(float(c.rstrip("x")) > 0 for c in row[2:8])
+
+
 def _has_commit(rev):
     import subprocess
 
