@@ -33,7 +33,15 @@ from typing import Dict, Optional
 
 import torch
 
-from .mamba_block import bimamba_inner, bimamba_inner_ref, mamba_inner, mamba_inner_no_out_proj, mamba_inner_ref
+from .mamba_block import (
+    bimamba_inner,
+    bimamba_inner_ref,
+    causal_conv1d,
+    causal_conv1d_update,
+    mamba_inner,
+    mamba_inner_no_out_proj,
+    mamba_inner_ref,
+)
 from .op import selective_scan
 
 _NAME = "selective_scan_mamba"
@@ -164,6 +172,7 @@ _PROVIDED = {
     "bimamba_inner_fn": bimamba_inner,
     "bimamba_inner_ref": bimamba_inner_ref,
 }
+_CC = "causal_conv1d"
 _saved: Dict[str, object] = {}  # what install replaced: sys.modules entries, or the real module's attributes
 _state: Dict[str, object] = {}
 
@@ -177,10 +186,13 @@ def _shim_module(name: str, package: bool) -> types.ModuleType:
     return mod
 
 
-def _missing(name: str):
+def _missing(name: str, provided: Optional[str] = None):
+    provided = provided or ", ".join(sorted(_PROVIDED))
+    package = name.split(".")[0]
+
     def __getattr__(attr):
-        raise AttributeError(f"vssm's mamba_ssm shim ({name}) provides {', '.join(sorted(_PROVIDED))} only; "
-                             f"{attr!r} is not provided (install the real mamba_ssm for it)")
+        raise AttributeError(f"vssm's mamba_ssm shim ({name}) provides {provided} only; {attr!r} is not provided "
+                             f"(install the real {package} for it)")
     return __getattr__
 
 
@@ -208,18 +220,43 @@ def install_mamba_ssm_shim(replace: bool = False) -> None:
     ``mamba_inner_fn``), so ``mamba_ssm.Mamba`` runs on vssm's op. When it cannot be imported (Vim's fork imports
     its CUDA extension unconditionally), a stand-in takes the interface module's place and the rest of the package
     imports for real around it. Other code that did ``from mamba_ssm... import selective_scan_fn`` before the call
-    keeps what it imported. Calling it again is a no-op; ``uninstall_mamba_ssm_shim()`` restores the previous state.
+    keeps what it imported. Where the ``causal_conv1d`` package cannot be imported, a stand-in provides its
+    ``causal_conv1d_fn`` / ``causal_conv1d_update`` (in torch), so mamba_ssm's layers take their fused path
+    (``mamba_inner_fn``) and Vim's fork (whose fallback for a missing causal_conv1d raises) imports.
+    Calling it again is a no-op; ``uninstall_mamba_ssm_shim()`` restores the previous state.
     """
     if not isinstance(replace, bool):
         raise TypeError(f"install_mamba_ssm_shim: replace: got {replace!r}; allowed: True or False")
     if _state:
         return
+    if _real_mamba_ssm() and not replace:
+        spec = importlib.util.find_spec("mamba_ssm") if "mamba_ssm" not in sys.modules else None
+        where = spec.origin if spec is not None else "already imported"
+        raise RuntimeError(f"install_mamba_ssm_shim: mamba_ssm is installed ({where}); pass replace=True to "
+                           "route its selective_scan_fn / mamba_inner_fn (and the rest) to vssm's op")
+    _install_causal_conv1d()  # first: importing an installed mamba_ssm below binds causal_conv1d_fn in its layers
+    _install_mamba_ssm()
+
+
+def _install_causal_conv1d() -> None:
+    """A stand-in ``causal_conv1d`` where the package cannot be imported (absent, or without its CUDA extension);
+    a working one is left alone."""
+    if _CC in sys.modules:
+        return
+    try:
+        importlib.import_module(_CC)
+        return
+    except ImportError:
+        pass
+    mod = _shim_module(_CC, False)
+    mod.causal_conv1d_fn, mod.causal_conv1d_update = causal_conv1d, causal_conv1d_update
+    mod.__getattr__ = _missing(_CC, "causal_conv1d_fn, causal_conv1d_update")
+    sys.modules[_CC] = mod
+    _state["causal_conv1d"] = mod
+
+
+def _install_mamba_ssm() -> None:
     if _real_mamba_ssm():
-        if not replace:
-            spec = importlib.util.find_spec("mamba_ssm") if "mamba_ssm" not in sys.modules else None
-            where = spec.origin if spec is not None else "already imported"
-            raise RuntimeError(f"install_mamba_ssm_shim: mamba_ssm is installed ({where}); pass replace=True to "
-                               "route its selective_scan_fn / mamba_inner_fn (and the rest) to vssm's op")
         try:
             real = importlib.import_module(_INTERFACE)
         except ImportError:  # installed but its interface cannot import (no CUDA extension): shadow that module
@@ -273,6 +310,8 @@ def uninstall_mamba_ssm_shim() -> None:
     if "before" in _state:
         for name in set(_mamba_ssm_modules()) - _state["before"]:
             del sys.modules[name]
+    if "causal_conv1d" in _state and sys.modules.get(_CC) is _state["causal_conv1d"]:
+        del sys.modules[_CC]
     for name, mod in _state.get("modules", {}).items():
         if sys.modules.get(name) is mod:
             del sys.modules[name]

@@ -69,6 +69,96 @@ def _rms(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.to(ct)).to(x.dtype)
 
 
+_ACTIVATIONS = (None, "silu", "swish")
+
+
+def _check_conv(fn: str, x, weight, bias, activation, x_dims=(3,)):
+    if not isinstance(x, torch.Tensor) or x.dim() not in x_dims:
+        want = " or ".join({2: "(Bt, D)", 3: "(Bt, D, L)"}[d] for d in x_dims)
+        raise ValueError(f"{fn}: x: got {_got(x)}; allowed: a {want} tensor")
+    Dm = x.shape[1]
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[0] != Dm or weight.shape[1] < 1:
+        raise ValueError(f"{fn}: weight: got {_got(weight)}; allowed: (D, W)=({Dm}, W), one filter per channel")
+    if bias is not None and (not isinstance(bias, torch.Tensor) or tuple(bias.shape) != (Dm,)):
+        raise ValueError(f"{fn}: bias: got {_got(bias)}; allowed: None or ({Dm},)")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"{fn}: activation: got {activation!r}; allowed: None, 'silu' or 'swish'")
+
+
+def _depthwise(x, weight, bias, activation):
+    """Valid depthwise convolution of ``x (Bt, D, T)`` with ``weight (D, W)`` in fp32 (fp64 for fp64 inputs),
+    returned in the dtype of ``x``: causal_conv1d's math."""
+    ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+    y = F.conv1d(x.to(ct), weight.to(ct).unsqueeze(1), None if bias is None else bias.to(ct), groups=x.shape[1])
+    return (F.silu(y) if activation in ("silu", "swish") else y).to(x.dtype)
+
+
+def causal_conv1d(x, weight, bias=None, seq_idx=None, initial_states=None, return_final_states=False,
+                  final_states_out=None, activation=None):
+    """The ``causal_conv1d`` package's ``causal_conv1d_fn`` (same positional order and defaults), in torch.
+
+    ``x (Bt, D, L)``, ``weight (D, W)``: output ``t`` of channel ``d`` is ``bias[d] + sum_k weight[d, k] *
+    x[d, t - W + 1 + k]``, with the ``W - 1`` steps before the sequence taken from ``initial_states (Bt, D, W - 1)``
+    (zeros without), then SiLU for ``activation='silu'`` / ``'swish'``; fp32 math, output in the dtype of ``x``.
+    ``return_final_states`` also returns the last ``W - 1`` inputs ``(Bt, D, W - 1)`` (the state for
+    ``causal_conv1d_update``), written into ``final_states_out`` when given. ``seq_idx`` (packed variable-length
+    sequences) is not supported.
+    """
+    fn = "causal_conv1d_fn"
+    _check_conv(fn, x, weight, bias, activation)
+    if seq_idx is not None:
+        raise NotImplementedError(f"{fn}: seq_idx: got {_got(seq_idx)}; allowed: None (vssm's causal_conv1d_fn does "
+                                  "not support packed variable-length sequences)")
+    Bt, Dm, L = x.shape
+    W = weight.shape[1]
+    if initial_states is not None and (not isinstance(initial_states, torch.Tensor)
+                                       or tuple(initial_states.shape) != (Bt, Dm, W - 1)):
+        raise ValueError(f"{fn}: initial_states: got {_got(initial_states)}; allowed: None or (Bt, D, W - 1)="
+                         f"({Bt}, {Dm}, {W - 1})")
+    padded = (F.pad(x, (W - 1, 0)) if initial_states is None
+              else torch.cat([initial_states.to(x.dtype), x], dim=-1))
+    y = _depthwise(padded, weight, bias, activation)
+    if not return_final_states:
+        return y
+    last = padded[..., padded.shape[-1] - (W - 1):]
+    if final_states_out is not None:
+        if not isinstance(final_states_out, torch.Tensor) or tuple(final_states_out.shape) != tuple(last.shape):
+            raise ValueError(f"{fn}: final_states_out: got {_got(final_states_out)}; allowed: None or "
+                             f"{tuple(last.shape)}")
+        final_states_out.copy_(last)
+        last = final_states_out
+    return y, last
+
+
+def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, cache_seqlens=None,
+                         conv_state_indices=None):
+    """The ``causal_conv1d`` package's ``causal_conv1d_update``: one decoding step (or a few) of ``causal_conv1d``.
+
+    ``x (Bt, D)`` or ``(Bt, D, L)``; ``conv_state (Bt, D, S)`` with ``S >= W - 1`` holds the last ``S`` inputs and is
+    shifted in place by ``L`` with ``x`` appended; returns the ``L`` new outputs, shaped like ``x``.
+    ``cache_seqlens`` / ``conv_state_indices`` (circular and indexed state buffers) are not supported.
+    """
+    fn = "causal_conv1d_update"
+    _check_conv(fn, x, weight, bias, activation, x_dims=(2, 3))
+    for name, v in (("cache_seqlens", cache_seqlens), ("conv_state_indices", conv_state_indices)):
+        if v is not None:
+            raise NotImplementedError(f"{fn}: {name}: got {_got(v)}; allowed: None (vssm's causal_conv1d_update "
+                                      "shifts a plain (Bt, D, S) state)")
+    step = x.dim() == 2
+    xs = x.unsqueeze(-1) if step else x
+    Bt, Dm, L = xs.shape
+    W = weight.shape[1]
+    if not isinstance(conv_state, torch.Tensor) or conv_state.dim() != 3 or conv_state.shape[:2] != (Bt, Dm) \
+            or conv_state.shape[2] < W - 1:
+        raise ValueError(f"{fn}: conv_state: got {_got(conv_state)}; allowed: (Bt, D, S)=({Bt}, {Dm}, S) with "
+                         f"S >= W - 1 = {W - 1}")
+    S = conv_state.shape[2]
+    full = torch.cat([conv_state.to(xs.dtype), xs], dim=-1)  # (Bt, D, S + L)
+    y = _depthwise(full[..., S - (W - 1):], weight, bias, activation)  # the last L outputs
+    conv_state.copy_(full[..., L:])
+    return y.squeeze(-1) if step else y
+
+
 def _inner(fn, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A, A_b, B, C, D, delta_bias,
            B_proj_bias, C_proj_bias, delta_softplus, checkpoint_lvl, b_rms_weight, c_rms_weight, dt_rms_weight,
            eps, backend) -> torch.Tensor:
@@ -118,13 +208,11 @@ def _inner(fn, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
     if not isinstance(delta_softplus, bool):
         raise TypeError(f"{fn}: delta_softplus: got {delta_softplus!r}; allowed: True or False")
 
-    ct = torch.float64 if xz.dtype == torch.float64 else torch.float32  # conv / norm math (causal_conv1d's fp32)
     wt = torch.float64 if A.dtype == torch.float64 else torch.float32  # the op's A / D / bias / dt_proj dtype
     x, z = xz.chunk(2, dim=1)
-    width = conv1d_weight.shape[2]
-    xc = F.conv1d(x.to(ct), conv1d_weight.to(ct), None if conv1d_bias is None else conv1d_bias.to(ct),
-                  padding=width - 1, groups=Dm)[..., :L]
-    xl = F.silu(xc).to(xz.dtype).transpose(1, 2)  # (Bt, L, D): causal, each output sees its W - 1 predecessors
+    # (Bt, L, D): causal, each output sees its W - 1 predecessors; fp32 math (causal_conv1d's)
+    xl = _depthwise(F.pad(x, (conv1d_weight.shape[2] - 1, 0)), conv1d_weight[:, 0], conv1d_bias, "silu")
+    xl = xl.transpose(1, 2)
     zl = z.transpose(1, 2)
     x_dbl = F.linear(xl, x_proj_weight)  # (Bt, L, R + N + N): one GEMM for dt, B and C
     dt = x_dbl[..., :R]

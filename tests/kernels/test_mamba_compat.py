@@ -171,7 +171,7 @@ class S6(torch.nn.Module):
 def clean_modules():
     """Forget every mamba_ssm module and the peer module before and after a test; uninstall the shim."""
     def forget():
-        for name in [m for m in sys.modules if m == "mamba_ssm" or m.startswith("mamba_ssm.") or m == "peer_layer"]:
+        for name in [m for m in sys.modules if m.split(".")[0] in ("mamba_ssm", "peer_layer", "causal_conv1d")]:
             del sys.modules[name]
     uninstall_mamba_ssm_shim()
     forget()
@@ -329,6 +329,11 @@ from mamba_ssm.modules.layer import Layer
 INSTALLED_LAYER = """
 from mamba_ssm.ops.selective_scan_interface import selective_scan_fn, mamba_inner_fn
 
+try:
+    from causal_conv1d import causal_conv1d_fn  # mamba_ssm's layers take the fused path only with it
+except ImportError:
+    causal_conv1d_fn = None
+
 
 class Layer:
     fns = (selective_scan_fn, mamba_inner_fn)
@@ -359,6 +364,7 @@ def test_shim_with_an_installed_mamba_ssm(clean_modules, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(RuntimeError, match="mamba_ssm is installed .*pass replace=True"):
         install_mamba_ssm_shim()
+    assert "causal_conv1d" not in sys.modules  # the refused call changed nothing
     install_mamba_ssm_shim(replace=True)
     ssi = importlib.import_module("mamba_ssm.ops.selective_scan_interface")
     assert ssi.__file__.startswith(str(tmp_path))  # the installed module, patched in place
@@ -367,6 +373,10 @@ def test_shim_with_an_installed_mamba_ssm(clean_modules, tmp_path, monkeypatch):
     from mamba_ssm.modules import layer
 
     assert layer.Layer().run() == (selective_scan_mamba, mamba_inner)  # bound before the shim, rebound
+    if importlib.util.find_spec("causal_conv1d") is None:  # the stand-in was there when the layer imported
+        import vssm.kernels.mamba_block as mamba_block
+
+        assert layer.causal_conv1d_fn is mamba_block.causal_conv1d
     assert mamba_ssm.selective_scan_fn is selective_scan_mamba and mamba_ssm.mamba_inner_fn is mamba_inner
     uninstall_mamba_ssm_shim()
     assert ssi.selective_scan_fn() == "the installed one" and not hasattr(ssi, "selective_scan_ref")
@@ -396,3 +406,40 @@ def test_shim_shadows_an_installed_mamba_ssm_that_cannot_import(clean_modules, t
         importlib.import_module("mamba_ssm.modules.layer")
     with pytest.raises(TypeError, match="replace: got 'yes'"):
         install_mamba_ssm_shim(replace="yes")
+
+
+def test_shim_provides_causal_conv1d_where_it_cannot_import(clean_modules, tmp_path, monkeypatch):
+    """mamba_ssm's layers take their fused path only when causal_conv1d imports, and Vim's fork does not import
+    without it: where the package is missing (or broken) the shim provides its two functions; a working one is left
+    alone."""
+    import vssm.kernels.mamba_block as mamba_block
+
+    if importlib.util.find_spec("causal_conv1d") is not None:
+        pytest.skip("a causal_conv1d is installed here")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("causal_conv1d")
+    with mamba_ssm_shim():
+        from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
+
+        assert causal_conv1d_fn is mamba_block.causal_conv1d
+        assert causal_conv1d_update is mamba_block.causal_conv1d_update
+        with pytest.raises(ImportError):  # mamba_ssm's guarded import of the extension's functions falls back
+            importlib.import_module("causal_conv1d.cpp_functions")
+        with pytest.raises(AttributeError, match="provides causal_conv1d_fn, causal_conv1d_update only; 'causal_conv1d_"
+                                                 "varlen_states' is not provided \\(install the real causal_conv1d"):
+            sys.modules["causal_conv1d"].causal_conv1d_varlen_states  # noqa: B018
+    assert "causal_conv1d" not in sys.modules
+    # broken (no CUDA extension): shadowed while installed
+    (tmp_path / "causal_conv1d").mkdir()
+    (tmp_path / "causal_conv1d" / "__init__.py").write_text("import causal_conv1d_cuda  # missing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with mamba_ssm_shim():
+        assert sys.modules["causal_conv1d"].causal_conv1d_fn is mamba_block.causal_conv1d
+    assert "causal_conv1d" not in sys.modules
+    # working: left alone
+    (tmp_path / "causal_conv1d" / "__init__.py").write_text("causal_conv1d_fn = 'the installed one'\n")
+    with mamba_ssm_shim():
+        from causal_conv1d import causal_conv1d_fn
+
+        assert causal_conv1d_fn == "the installed one"
+    assert sys.modules["causal_conv1d"].causal_conv1d_fn == "the installed one"

@@ -244,3 +244,78 @@ def test_bad_input_is_named():
         call("bimamba_inner", A_b=None)
     with pytest.raises(TypeError, match="delta_softplus: got 1; allowed: True or False"):
         _call("mamba_inner", t, out, "cpu", delta_softplus=1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# causal_conv1d's functions (the stand-in the shim provides where the package cannot import)
+
+
+def _conv_oracle(x, weight, bias, initial, activation):
+    """Tap by tap in float64: output t sees inputs t - W + 1 .. t, the ones before the sequence from ``initial``."""
+    x, weight = x.double(), weight.double()
+    Bt_, D_, L_ = x.shape
+    W_ = weight.shape[1]
+    hist = torch.zeros(Bt_, D_, W_ - 1, dtype=torch.float64) if initial is None else initial.double()
+    full = torch.cat([hist, x], dim=-1)
+    y = torch.stack([(full[..., t:t + W_] * weight).sum(-1) for t in range(L_)], dim=-1)
+    y = y if bias is None else y + bias.double()[:, None]
+    return F.silu(y) if activation else y
+
+
+@pytest.mark.parametrize("width", [1, 2, 4])
+@pytest.mark.parametrize("with_initial", [False, True])
+def test_causal_conv1d_fn_matches_the_oracle(width, with_initial):
+    gen = torch.Generator().manual_seed(width + 10 * with_initial)
+    x = torch.randn(2, 5, 7, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, width, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
+    init = torch.randn(2, 5, width - 1, generator=gen, dtype=torch.float64, requires_grad=True) if with_initial \
+        else None
+    for activation in (None, "silu", "swish"):
+        y, last = mamba_block.causal_conv1d(x, w, b, None, init, True, None, activation)
+        ref = _conv_oracle(x, w, b, init, activation is not None)
+        torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+        leaves = [t for t in (x, w, b, init) if t is not None]
+        g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+        for a, r in zip(torch.autograd.grad(y, leaves, g), torch.autograd.grad(ref, leaves, g)):
+            torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)
+        want_last = torch.cat([init if init is not None else torch.zeros(2, 5, width - 1, dtype=torch.float64),
+                               x], -1)[..., 7:]
+        torch.testing.assert_close(last, want_last)  # the last W - 1 inputs: the state to continue from
+    # a short sequence: the state reaches back into the initial states (or the zeros)
+    y2, last2 = mamba_block.causal_conv1d(x[..., :1], w, b, initial_states=init, return_final_states=True)
+    assert last2.shape == (2, 5, width - 1)
+    torch.testing.assert_close(y2, _conv_oracle(x[..., :1], w, b, init, False))
+    # bf16 input: fp32 math, output in bf16
+    yb = mamba_block.causal_conv1d(x.detach().bfloat16(), w.detach(), b.detach(), activation="silu")
+    assert yb.dtype == torch.bfloat16
+    torch.testing.assert_close(yb.double(), _conv_oracle(x.detach().bfloat16(), w, b, None, True), rtol=1e-2,
+                               atol=1e-2)
+
+
+def test_causal_conv1d_update_continues_the_sequence():
+    """Decoding step by step (and a few steps at a time) with the state gives the whole sequence's convolution; the
+    state is updated in place."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 5, 9, generator=gen, dtype=torch.float64)
+    w, b = torch.randn(5, 4, generator=gen, dtype=torch.float64), torch.randn(5, generator=gen, dtype=torch.float64)
+    whole = mamba_block.causal_conv1d(x, w, b, activation="silu")
+    for state_len in (3, 6):
+        state = torch.zeros(2, 5, state_len, dtype=torch.float64)
+        ys = [mamba_block.causal_conv1d_update(x[..., t], state, w, b, "silu") for t in range(4)]
+        ys.append(mamba_block.causal_conv1d_update(x[..., 4:], state, w, b, "silu"))
+        torch.testing.assert_close(torch.cat([torch.stack(ys[:4], -1), ys[4]], -1), whole)
+        torch.testing.assert_close(state, x[..., 9 - state_len:])
+    with pytest.raises(ValueError, match=r"conv_state: got shape \(2, 5, 2\); allowed: \(Bt, D, S\)=\(2, 5, S\) "
+                                         r"with S >= W - 1 = 3"):
+        mamba_block.causal_conv1d_update(x[..., 0], torch.zeros(2, 5, 2, dtype=torch.float64), w)
+    with pytest.raises(NotImplementedError, match="cache_seqlens: got shape"):
+        mamba_block.causal_conv1d_update(x[..., 0], torch.zeros(2, 5, 3), w, cache_seqlens=torch.zeros(2))
+    with pytest.raises(NotImplementedError, match="seq_idx: got shape"):
+        mamba_block.causal_conv1d(x, w, seq_idx=torch.zeros(2, 9, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"activation: got 'relu'; allowed: None, 'silu' or 'swish'"):
+        mamba_block.causal_conv1d(x, w, activation="relu")
+    with pytest.raises(ValueError, match=r"weight: got shape \(5, 1, 4\); allowed: \(D, W\)=\(5, W\)"):
+        mamba_block.causal_conv1d(x, w[:, None])
+    with pytest.raises(ValueError, match=r"initial_states: got shape \(2, 5, 2\); allowed: None or \(Bt, D, W - 1\)"):
+        mamba_block.causal_conv1d(x, w, initial_states=torch.zeros(2, 5, 2))
