@@ -157,7 +157,8 @@ def correctness(chk: Check, device: str, smoke: bool) -> None:
     if importlib.util.find_spec("pytest") is None:
         chk.add("correctness", "pytest -m gpu", "pytest not installed: skipped")
         return
-    tests = ["tests/kernels/test_selective_scan.py", "tests/scans/test_invariants.py"]
+    tests = ["tests/kernels/test_selective_scan.py", "tests/kernels/test_mamba_inner.py",
+             "tests/scans/test_invariants.py"]
     sel = ["-k", "triton or gpu or cuda"]  # the gpu-marked tests and every Triton case
     timeout = max(30.0, min(240.0, chk.left() * 0.4))
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *sel, *tests],

@@ -128,6 +128,38 @@ def test_forward_and_every_gradient_match_the_float64_oracle(fn, kinds, backend)
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9, msg=lambda m, name=name: f"d{name}: {m}")
 
 
+@pytest.mark.skipif("triton" not in available_backends(), reason="needs triton")
+@pytest.mark.parametrize("kinds", KINDS[:2], ids=["-".join(k) for k in KINDS[:2]])
+@pytest.mark.parametrize("fn", FNS)
+def test_triton_backend_in_float32(fn, kinds):
+    """The Triton kernels (interpreted on CPU, compiled on a GPU) compute in fp32: the block on them against the
+    float64 oracle, forward and every gradient; the step size's rank-R form is read through stride-0 paths."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    seed = 7 * FNS.index(fn) + KINDS.index(kinds) + 500
+    t64, out64 = _args(kinds, seed, bidirectional=fn == "bimamba_inner")
+    t = {k: None if v is None else v.float().to(device).requires_grad_(True) for k, v in t64.items()}
+    out = {k: v.float().to(device).requires_grad_(True) for k, v in out64.items()}
+    leaves = _leaves(t, out)
+    y = _call(fn, t, out, "triton")
+    ref = _expected(fn, {k: None if v is None else v.detach().cpu() for k, v in t.items()},
+                    {k: v.detach().cpu() for k, v in out.items()})
+    scale = ref.abs().max()
+    tol = 1e-5 if device == "cpu" else 2e-3  # on a GPU, cuDNN may run the fp32 convolution in TF32
+    assert float((y.detach().cpu().double() - ref).abs().max() / scale) < tol
+    g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    got = torch.autograd.grad(y, list(leaves.values()), g.float().to(device), allow_unused=True)
+    ref_leaves = {k: v.detach().cpu().double().requires_grad_(True) for k, v in leaves.items()}
+    ref = _expected(fn, {k: ref_leaves.get(k) if v is not None else None for k, v in t.items()},
+                    {k: ref_leaves[k] for k in out})
+    want = torch.autograd.grad(ref, list(ref_leaves.values()), g, allow_unused=True)
+    for name, a, b in zip(leaves, got, want):
+        if b is None:
+            assert a is None, name
+            continue
+        err = float((a.cpu().double() - b).abs().max() / b.abs().max())
+        assert err < 10 * tol, (name, err)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_projection_biases_rms_norms_and_softplus_off(backend):
     t, out = _args(KINDS[0], seed=31)
