@@ -351,3 +351,26 @@ def test_causal_conv1d_update_continues_the_sequence():
         mamba_block.causal_conv1d(x, w[:, None])
     with pytest.raises(ValueError, match=r"initial_states: got shape \(2, 5, 2\); allowed: None or \(Bt, D, W - 1\)"):
         mamba_block.causal_conv1d(x, w, initial_states=torch.zeros(2, 5, 2))
+
+
+@pytest.mark.parametrize("fn", ["mamba_inner", "bimamba_inner"])
+def test_compiles_in_one_graph(fn):
+    """torch.compile(fullgraph=True) traces the block through the op's custom ops: no graph break, same output
+    and gradients as eager."""
+    t, out = _args(KINDS[0], seed=9, dtype=torch.float32, bidirectional=fn == "bimamba_inner")
+
+    def run(t, out):
+        return _call(fn, t, out, None)
+
+    leaves = _leaves(t, out)
+    for v in leaves.values():
+        v.requires_grad_(True)
+    y = run(t, out)
+    want = torch.autograd.grad(y.square().sum(), list(leaves.values()))
+    torch._dynamo.reset()
+    compiled = torch.compile(run, backend="aot_eager", fullgraph=True)
+    y2 = compiled(t, out)
+    got = torch.autograd.grad(y2.square().sum(), list(leaves.values()))
+    torch.testing.assert_close(y2, y, rtol=1e-6, atol=1e-6)
+    for name, a, b in zip(leaves, got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, name=name: f"d{name}: {m}")
