@@ -186,6 +186,14 @@ def _shim_module(name: str, package: bool) -> types.ModuleType:
     return mod
 
 
+def _interface_standin() -> types.ModuleType:
+    """The stand-in interface module: the provided functions; any other name raises a clear AttributeError."""
+    mod = _shim_module(_INTERFACE, False)
+    mod.__dict__.update(_PROVIDED)
+    mod.__getattr__ = _missing(_INTERFACE)
+    return mod
+
+
 def _missing(name: str, provided: Optional[str] = None):
     provided = provided or ", ".join(sorted(_PROVIDED))
     package = name.split(".")[0]
@@ -273,9 +281,7 @@ def _install_mamba_ssm() -> None:
             return
         # a stand-in takes the interface module's place; the package and its other modules import for real
         # around it when the caller imports them (nothing more of the package is run here)
-        mod = _shim_module(_INTERFACE, False)
-        mod.__dict__.update(_PROVIDED)
-        mod.__getattr__ = _missing(_INTERFACE)
+        mod = _interface_standin()
         _state["before"] = set(_mamba_ssm_modules())
         _state["rebound"] = []
         ops = sys.modules.get("mamba_ssm.ops")  # the failed import may have loaded the parent package
@@ -289,12 +295,10 @@ def _install_mamba_ssm() -> None:
     for name in _SHIM_MODULES:
         if name in sys.modules:
             _saved[name] = sys.modules[name]
-    mods = {name: _shim_module(name, name != _INTERFACE) for name in _SHIM_MODULES}
+    mods = {name: _shim_module(name, True) for name in _SHIM_MODULES[:2]}
+    mods[_INTERFACE] = _interface_standin()
     mods["mamba_ssm"].ops = mods["mamba_ssm.ops"]
     mods["mamba_ssm.ops"].selective_scan_interface = mods[_INTERFACE]
-    for attr, fn in _PROVIDED.items():
-        setattr(mods[_INTERFACE], attr, fn)
-    mods[_INTERFACE].__getattr__ = _missing(_INTERFACE)
     sys.modules.update(mods)
     _state["modules"] = mods
 
