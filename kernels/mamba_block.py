@@ -27,11 +27,12 @@ backend (mamba_ssm's ``*_ref`` slots).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ._tracing import is_tracing
 from .op import selective_scan
 
 
@@ -159,6 +160,28 @@ def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None, cach
     return y.squeeze(-1) if step else y
 
 
+_ORDERS: Dict[Tuple[int, int, str], torch.Tensor] = {}
+
+
+def _two_directions(K: int, L: int, device: torch.device) -> torch.Tensor:
+    """``(2K, L)`` int32: ``K`` raster rows, then ``K`` reversed ones. Cached per shape and device: the op checks an
+    order once per tensor, and the check waits for the device. Built outside inference mode, so that an order first
+    made while predicting can be saved for a later backward; while a tracer runs it is built in the graph."""
+    def build():
+        fwd = torch.arange(L, device=device, dtype=torch.int32)
+        return torch.cat([fwd.expand(K, L), fwd.flip(0).expand(K, L)])
+
+    if is_tracing():
+        return build()
+    key = (K, L, str(device))
+    if key not in _ORDERS:
+        if len(_ORDERS) >= 64:  # many sequence lengths: start over rather than grow without bound
+            _ORDERS.clear()
+        with torch.inference_mode(False):
+            _ORDERS[key] = build()
+    return _ORDERS[key]
+
+
 def _inner(fn, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight, A, A_b, B, C, D, delta_bias,
            B_proj_bias, C_proj_bias, delta_softplus, checkpoint_lvl, b_rms_weight, c_rms_weight, dt_rms_weight,
            eps, backend) -> torch.Tensor:
@@ -248,10 +271,7 @@ def _inner(fn, xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,
     else:
         full = _rms(F.linear(dt, delta_proj_weight.to(dt.dtype)), dt_rms_weight, eps)  # (Bt, L, D)
         delta, W = full.reshape(Bt, L, K, Du).repeat(1, 1, dirs, 1), None
-    order = None
-    if dirs == 2:
-        fwd = torch.arange(L, device=xz.device, dtype=torch.int32)
-        order = torch.cat([fwd.expand(K, L), fwd.flip(0).expand(K, L)])
+    order = _two_directions(K, L, xz.device) if dirs == 2 else None
     y = selective_scan(channels(xl), delta, A_all.to(wt).reshape(P, Du, N), per_path(Bv, B), per_path(Cv, C),
                        per_channel(D), per_channel(delta_bias), delta_softplus, order, channels(zl),
                        "sum" if K == 1 else None, xz.dtype, False, backend, W)

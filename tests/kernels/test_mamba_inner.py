@@ -233,6 +233,30 @@ def test_the_step_size_is_never_materialised(fn, monkeypatch):
     assert calls[0]["W"] is None and calls[0]["delta"] == (Bt, L, 1, DM)
 
 
+def test_the_reversed_order_is_checked_once(monkeypatch):
+    """The op's order check waits for the device; bimamba_inner hands it one cached order per (paths, length,
+    device), made outside inference mode, so a block that first ran under inference mode still trains."""
+    import vssm.kernels.op as op
+
+    checks = []
+    real = op._check_order
+    monkeypatch.setattr(op, "_check_order", lambda order, K, L: (checks.append(order), real(order, K, L)))
+    monkeypatch.setattr(mamba_block, "_ORDERS", {})
+    t, out = _args(KINDS[0], seed=8, dtype=torch.float32, bidirectional=True)
+    with torch.inference_mode():
+        y0 = _call("bimamba_inner", t, out, "cpu")
+    leaves = _leaves(t, out)
+    for v in leaves.values():
+        v.requires_grad_(True)
+    y = _call("bimamba_inner", t, out, "cpu")
+    y.square().sum().backward()
+    assert all(v.grad is not None for v in leaves.values())
+    torch.testing.assert_close(y.detach(), y0)
+    _call("bimamba_inner", t, out, "cpu")
+    assert len(checks) == 3 and all(o is checks[0] for o in checks)  # one tensor: the op checks it once
+    assert not checks[0].is_inference()
+
+
 def test_checkpoint_levels_give_the_same_result():
     t, out = _args(KINDS[0], seed=4)
     y0 = _call("mamba_inner", t, out, "cpu", checkpoint_lvl=0)
