@@ -224,7 +224,8 @@ def _unfused_block(t, backend):
     L = t["xz"].shape[-1]
     R = t["delta_proj_weight"].shape[1]
     x, z = t["xz"].chunk(2, dim=1)
-    x = F.silu(F.conv1d(x, t["conv1d_weight"], t["conv1d_bias"], padding=3, groups=x.shape[1])[..., :L])
+    width = t["conv1d_weight"].shape[-1]
+    x = F.silu(F.conv1d(x, t["conv1d_weight"], t["conv1d_bias"], padding=width - 1, groups=x.shape[1])[..., :L])
     dt, B, C = torch.split(F.linear(x.transpose(1, 2), t["x_proj_weight"]), [R, *[t["A"].shape[1]] * 2], dim=-1)
     delta = t["delta_proj_weight"] @ dt.transpose(1, 2)
     B, C = B.transpose(1, 2), C.transpose(1, 2)
